@@ -16,6 +16,7 @@ from .commands import common
 from .commands import config as config_cmds
 from .commands import patch as patch_cmds
 from .commands import source as source_cmds
+from .commands import verify as verify_cmds
 from .errors import GopatchError
 
 EXIT_CODES_HELP = """\
@@ -64,6 +65,7 @@ config_cmds.register(app)
 source_cmds.register(app)
 patch_cmds.register(app)
 build_cmds.register(app)
+verify_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

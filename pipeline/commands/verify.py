@@ -1,0 +1,9 @@
+"""Placeholder: the verify commands are registered here."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
