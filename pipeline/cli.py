@@ -15,6 +15,7 @@ from .commands import build as build_cmds
 from .commands import common
 from .commands import config as config_cmds
 from .commands import patch as patch_cmds
+from .commands import release as release_cmds
 from .commands import source as source_cmds
 from .commands import verify as verify_cmds
 from .errors import GopatchError
@@ -66,6 +67,7 @@ source_cmds.register(app)
 patch_cmds.register(app)
 build_cmds.register(app)
 verify_cmds.register(app)
+release_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
