@@ -117,6 +117,15 @@ class ReleaseOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VerifyOptions:
+    layers: tuple[str, ...] = ("version", "asm", "ast", "behavior")
+    must_not_change: tuple[str, ...] = ()  # fnmatch patterns; empty = other functions of touched files
+    tests: str = ""  # go test -short subset: 'runtime:TestRegex sync'
+    timeout: float = 600.0  # seconds per step (one compile, one probe, one go test)
+    soak_threshold: float = 1.0  # allowed GC pause growth: 1.0 = +100 %
+
+
+@dataclass(frozen=True, kw_only=True)
 class Origin:
     kind: str  # default | file | env | flag
     detail: str = ""
@@ -135,6 +144,7 @@ class Options:
     cache: CacheOptions
     release: ReleaseOptions
     config_file: Path | None
+    verify: VerifyOptions = field(default_factory=VerifyOptions)
     origins: Mapping[str, Origin] = field(default_factory=dict)
 
     @property
@@ -262,6 +272,21 @@ def _env_pairs(raw: str, base: Path) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+VERIFY_LAYERS = ("version", "asm", "ast", "behavior", "stability")
+
+
+def _words(raw: str, base: Path) -> tuple[str, ...]:
+    return tuple(raw.replace(",", " ").split())
+
+
+def _verify_layers(raw: str, base: Path) -> tuple[str, ...]:
+    words = _words(raw, base)
+    bad = [w for w in words if w not in VERIFY_LAYERS]
+    if bad or not words:
+        raise ValueError(f"{', '.join(bad) or 'nothing'} is not a list of verify layers; allowed: {', '.join(VERIFY_LAYERS)}")
+    return tuple(dict.fromkeys(words))
+
+
 def _ref(raw: str, base: Path) -> str:
     value = raw.strip()
     if not value or any(c.isspace() for c in value):
@@ -341,6 +366,16 @@ SETTINGS: tuple[Setting, ...] = (
             help="release directory: archives, SHA256SUMS, manifest.json, provenance"),
     Setting(section="release", key="sign_key", parse=_optional_path, default="",
             help="private key for signing the checksums (empty = unsigned)"),
+    Setting(section="verify", key="layers", parse=_verify_layers, default="version asm ast behavior",
+            help="verify layers run by default (version asm ast behavior stability); --layers overrides"),
+    Setting(section="verify", key="must_not_change", parse=_words, default="",
+            help="functions (fnmatch patterns) whose code must not change; empty = the other functions of the touched files"),
+    Setting(section="verify", key="tests", parse=_string, default="",
+            help="touched packages' tests to run with -short: 'runtime:TestGoroutineParallelism sync' (pkg[:-run regex])"),
+    Setting(section="verify", key="timeout", parse=_float, default="600",
+            help="seconds allowed per verify step (one compile, probe or go test)"),
+    Setting(section="verify", key="soak_threshold", parse=_float, default="1.0",
+            help="allowed growth of the patched GC pause p50/p99 over vanilla in --soak (1.0 = +100%)"),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
@@ -483,6 +518,7 @@ def load_options(
         docker=section(DockerOptions, "docker"),
         cache=section(CacheOptions, "cache"),
         release=section(ReleaseOptions, "release"),
+        verify=section(VerifyOptions, "verify"),
         config_file=config_file,
         origins=origins,
     )
@@ -540,6 +576,8 @@ def describe(opts: Options) -> list[dict[str, str]]:
 def _render(value: Any) -> str:
     if isinstance(value, tuple) and value and isinstance(value[0], Target):
         return " ".join(str(t) for t in value)
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return " ".join(value)  # word lists such as [verify] layers
     if isinstance(value, tuple):
         return " ".join(f"{k}={v}" for k, v in value)
     if isinstance(value, bool):

@@ -1,0 +1,186 @@
+"""Layer 2, assembly: does the machine code of exactly the claimed functions differ from vanilla?
+
+Both toolchains compile the touched packages for the same GOOS/GOARCH with ``-S``
+(``go build -gcflags=<pkg>=-S <pkg>``); ``asmtext`` normalises the listings; ``judge`` compares
+them per source-level function and checks the result against the patches' ``Touches:`` claims.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..cmd import run
+from ..errors import EnvironmentProblem, GopatchError, VerificationFailed
+from . import asmtext
+from .asmtext import AsmFunction
+from .claims import Claim
+from .goenv import go_env
+from .model import FAIL, PASS, LayerResult
+from .toolchains import Toolchains
+
+
+def packages_for(claims: Iterable[Claim]) -> list[str]:
+    """Import paths to compile: packages of the claimed functions and of the changed files."""
+    pkgs: dict[str, None] = {}
+    for c in claims:
+        for fn in (*c.touches, *c.helpers):
+            pkgs[asmtext.package_of(fn)] = None
+        for f in c.files:
+            pkgs[str(Path(f).parent.relative_to("src"))] = None
+    return list(pkgs)
+
+
+def compile_listing(
+    goroot: Path,
+    packages: Sequence[str],
+    *,
+    env: dict[str, str],
+    timeout: float,
+    log: Callable[[str], None] | None = None,
+    error: type[GopatchError] = EnvironmentProblem,
+) -> str:
+    """The `-S` output of ``packages`` compiled by ``goroot``'s go command (it goes to stderr).
+
+    A cache hit replays the stored compiler output, so a warm run prints the same listing."""
+    flags = [f"-gcflags={p}=-S" for p in packages]  # repeated -gcflags: one pattern per package
+    with tempfile.TemporaryDirectory(prefix="gopatch-asm-") as cwd:  # main packages land here
+        proc = run([goroot / "bin" / "go", "build", *flags, *packages], cwd=Path(cwd), env=env,
+                   log=log, check=False, timeout=timeout)
+    if proc.returncode != 0:
+        tail = "\n".join(x for x in proc.stderr.splitlines() if not x.startswith("\t"))[-2000:]
+        raise error(f"{goroot}/bin/go build -S of {' '.join(packages)} failed "
+                                 f"(exit {proc.returncode}):\n{tail}")
+    return proc.stderr
+
+
+def _by_owner(funcs: dict[str, AsmFunction]) -> dict[str, list[AsmFunction]]:
+    groups: dict[str, list[AsmFunction]] = defaultdict(list)
+    for f in funcs.values():
+        groups[asmtext.owner(f.name)].append(f)
+    return groups
+
+
+def _code(group: list[AsmFunction]) -> tuple[str, ...]:
+    if len(group) == 1:
+        return group[0].code
+    lines: list[str] = []
+    for f in sorted(group, key=lambda f: f.name):
+        lines += [f"; {f.name}", *f.code]
+    return tuple(lines)
+
+
+def judge(
+    vanilla: dict[str, AsmFunction],
+    patched: dict[str, AsmFunction],
+    claims: Sequence[Claim],
+    *,
+    must_not_change: Sequence[str] = (),
+) -> LayerResult:
+    """The verdict, from two parsed listings and the series' claims (pure: unit-tested on real
+    listings). ``must_not_change``: fnmatch patterns of functions that must keep their code;
+    empty = every function of the files the patches touch."""
+    van, pat = _by_owner(vanilla), _by_owner(patched)
+    owners = set(van) | set(pat)
+    changed = {o for o in owners if _code(van.get(o, [])) != _code(pat.get(o, []))}
+    declared = {fn for c in claims for fn in (*c.touches, *c.helpers)}
+
+    def file_of(o: str) -> str:
+        group = pat.get(o) or van.get(o) or []
+        primary = [f for f in group if f.name == o] or group
+        return primary[0].file if primary else ""
+
+    problems: list[str] = []
+    per_patch = []
+    missing: dict[str, list[str]] = {}
+    for c in claims:
+        states = {}
+        for fn in c.touches:
+            if fn not in owners:
+                states[fn] = "not found"
+                problems.append(f"patch {c.name}: Touches names {fn}, but the compiler emitted no such "
+                                "function (misspelt, inlined everywhere, or not built for this GOOS/GOARCH).")
+            elif fn in changed:
+                states[fn] = "changed"
+            else:
+                states[fn] = "unchanged"
+                missing.setdefault(c.name, []).append(fn)
+                problems.append(f"patch {c.name}: {fn} has the same machine code as vanilla: the toolchain "
+                                "does not carry this patch, or its Touches: claims a function it does not change.")
+        per_patch.append({"patch": c.name, "subject": c.subject, "touches": states})
+
+    if must_not_change:
+        protected = {o for o in owners if any(fnmatch.fnmatchcase(o, p) for p in must_not_change)}
+        rule = "must_not_change = " + ", ".join(must_not_change)
+    else:
+        files = {f for c in claims for f in c.files} | {file_of(fn) for fn in declared if fn in owners}
+        protected = {o for o in owners if file_of(o) in files}
+        rule = "other functions of the touched files: " + ", ".join(sorted(f for f in files if f))
+    undeclared = sorted(changed - declared)
+    unexpected = [o for o in undeclared if o in protected]
+    for o in unexpected:
+        problems.append(f"{o} ({file_of(o)}) changed but no patch declares it in Touches: or Helpers:.")
+
+    functions = []
+    claimed_by = defaultdict(list)
+    for c in claims:
+        for fn in (*c.touches, *c.helpers):
+            claimed_by[fn].append(c.name)
+    for o in sorted(changed | {fn for fn in declared if fn in owners}):
+        before, after = _code(van.get(o, [])), _code(pat.get(o, []))
+        status = ("unexpected" if o in unexpected else "undeclared" if o in undeclared
+                  else "changed" if o in changed else "unchanged")
+        functions.append({
+            "name": o, "file": file_of(o), "status": status, "claimed_by": claimed_by.get(o, []),
+            "diff": asmtext.unified(o, before, after), "vanilla": list(before), "patched": list(after),
+        })
+    ok = not problems and bool(declared)
+    if not declared:
+        problems.append("the series claims no functions (no Touches: trailers): nothing to verify.")
+    n_touch = sum(len(c.touches) for c in claims)
+    summary = (f"{len(changed)} function(s) changed; {n_touch - sum(map(len, missing.values()))}/{n_touch} "
+               f"claimed changed; {len(unexpected)} unexpected; {len(undeclared) - len(unexpected)} "
+               "undeclared outside the must-not-change set")
+    return LayerResult(
+        layer="asm", status=PASS if ok else FAIL, summary=summary, problems=problems,
+        details={"patches": per_patch, "missing": missing, "unexpected": unexpected,
+                 "undeclared": [o for o in undeclared if o not in unexpected],
+                 "must_not_change": rule, "functions": functions,
+                 "compared": len(owners)},
+    )
+
+
+def check(
+    tc: Toolchains,
+    claims: Sequence[Claim],
+    *,
+    cache_dir: Path,
+    extra_env: Sequence[tuple[str, str]] = (),
+    must_not_change: Sequence[str] = (),
+    timeout: float = 600,
+    log: Callable[[str], None] | None = None,
+) -> LayerResult:
+    t0 = time.monotonic()
+    packages = packages_for(claims)
+    if not packages:
+        return judge({}, {}, claims, must_not_change=must_not_change)
+
+    def listing(root: Path, error: type[GopatchError]) -> dict[str, AsmFunction]:
+        env = go_env(root, cache_dir=cache_dir, target=tc.target, extra=extra_env)
+        return asmtext.parse(compile_listing(root, packages, env=env, timeout=timeout, log=log, error=error))
+
+    # The two compiles are independent; go build itself uses every core, overlap still helps.
+    # Patched sources that do not compile are a verification failure; a broken vanilla is not.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        van_f = pool.submit(listing, tc.vanilla, EnvironmentProblem)
+        pat_f = pool.submit(listing, tc.compiler, VerificationFailed)
+        vanilla, patched = van_f.result(), pat_f.result()
+    result = judge(vanilla, patched, claims, must_not_change=must_not_change)
+    result.details["packages"] = packages
+    result.seconds = time.monotonic() - t0
+    return result

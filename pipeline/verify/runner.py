@@ -1,0 +1,82 @@
+"""Run the selected layers in order and assemble one Report (the stage function the CLI calls)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..config import Options, Target
+from ..errors import VerificationFailed
+from . import asm, ast, behavior, stability, version
+from .claims import Claim, load_claims
+from .model import FAIL, LayerResult, Report
+from .toolchains import Toolchains, resolve
+
+ORDER = ("version", "asm", "ast", "behavior", "stability")
+
+
+def _guarded(name: str, fn: Callable[[], LayerResult]) -> LayerResult:
+    """A layer that times out or finds patched code that does not even compile has failed; it must
+    not hide the verdicts of the other layers. Environment problems still end the command (exit 3)."""
+    t0 = time.monotonic()
+    try:
+        return fn()
+    except subprocess.TimeoutExpired as exc:
+        msg = f"timed out after {exc.timeout:.0f}s: {' '.join(map(str, exc.cmd))} (raise [verify] timeout)"
+    except VerificationFailed as exc:
+        msg = exc.message
+    return LayerResult(layer=name, status=FAIL, summary=msg.splitlines()[0], problems=[msg],
+                       seconds=time.monotonic() - t0)
+
+
+def run_layers(
+    tc: Toolchains,
+    claims: Sequence[Claim],
+    opts: Options,
+    *,
+    layers: Sequence[str],
+    soak: str = "",
+    log: Callable[[str], None] | None = None,
+) -> Report:
+    cache = opts.cache.dir
+    v = opts.verify
+    extra = (*opts.build.extra_env, *((("GOEXPERIMENT", opts.build.goexperiment),) if opts.build.goexperiment else ()))
+    steps: dict[str, Callable[[], LayerResult]] = {
+        "version": lambda: version.check(tc, cache_dir=cache, suffix=opts.build.version_suffix,
+                                         patch_count=len(claims), timeout=v.timeout, log=log),
+        "asm": lambda: asm.check(tc, claims, cache_dir=cache, extra_env=extra, must_not_change=v.must_not_change,
+                                 timeout=v.timeout, log=log),
+        "ast": lambda: ast.check(tc, claims, cache_dir=cache, log=log),
+        "behavior": lambda: behavior.check(tc, claims, cache_dir=cache, tests=v.tests, timeout=v.timeout, log=log),
+        "stability": lambda: stability.check(tc, soak=soak, cache_dir=cache, threshold=v.soak_threshold, log=log),
+    }
+    report = Report(target=str(tc.target), toolchain=str(tc.patched), vanilla=str(tc.vanilla),
+                    version=tc.version, patches=[c.name for c in claims])
+    for name in ORDER:
+        if name in layers:
+            if log:
+                log(f"verify: {name} layer")
+            report.layers.append(_guarded(name, steps[name]))
+    return report
+
+
+def verify(
+    opts: Options,
+    *,
+    target: Target,
+    toolchain: Path | None = None,
+    layers: Sequence[str] | None = None,
+    soak: str = "",
+    log: Callable[[str], None] | None = None,
+) -> Report:
+    claims = load_claims(opts.series_dir)
+    selected = list(layers or opts.verify.layers)
+    if soak and "stability" not in selected:
+        selected.append("stability")
+    if soak:
+        stability.parse_duration(soak)  # a bad --soak is a usage error before minutes of work
+    tc = resolve(target=target, toolchain=toolchain, out_dir=opts.build.out, cache_dir=opts.cache.dir,
+                 source_files=[f for c in claims for f in c.files], log=log)
+    return run_layers(tc, claims, opts, layers=selected, soak=soak, log=log)

