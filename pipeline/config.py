@@ -94,7 +94,7 @@ class BuildOptions:
     out: Path
     goexperiment: str
     extra_env: tuple[tuple[str, str], ...]  # configured GOAMD64=v3 and friends
-    version_suffix: str  # go1.27.3-<suffix>.<n>+<series hash>
+    version_suffix: str  # go1.27.3-<suffix>.<n>-<patched tree hash[:8]>
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -351,7 +351,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(section="build", key="extra_env", parse=_env_pairs, default="",
             help="more build-affecting variables passed to make.bash, e.g. GOAMD64=v3"),
     Setting(section="build", key="version_suffix", parse=_string, default="gopatch",
-            help="label in the stamped version: go1.27.3-<label>.<patch count>"),
+            help="label in the stamped version: go1.27.3-<label>.<patch count>-<tree hash>"),
     Setting(section="docker", key="base", parse=_string, default="scratch",
             help="builder base image; scratch = assembled from files on this machine (no registry needed)"),
     Setting(section="docker", key="template", parse=_path, default="containers/builder.Dockerfile.j2",

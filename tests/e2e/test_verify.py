@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import missing
+from prereq import missing
 
 pytestmark = pytest.mark.slow
 

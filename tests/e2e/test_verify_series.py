@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import missing
+from prereq import missing
 
 from pipeline.series import load_series
 from pipeline.verify.goenv import host_target
