@@ -108,3 +108,18 @@ def test_unexported_struct_field_is_not_api_but_exported_one_is(helper, tmp_path
     assert ast.compare(v, hidden, [claim()])["api_changes"] == []
     public = describe(helper, tmp_path / "e", BASE.replace("\thidden int", "\thidden int\n\tMore int"))
     assert ast.compare(v, public, [claim()])["api_changes"] == ["declaration m.Exported"]
+
+
+def test_several_init_functions_in_one_file_keep_their_identity(helper, tmp_path):
+    # runtime/proc.go has two func init(); an unstable order once made an unchanged init look
+    # edited. Each keeps its own name (init@file, init@file#2) whatever else the file holds.
+    two = BASE + "\nfunc init() { helper() }\n"
+    a = describe(helper, tmp_path / "a", two)
+    b = describe(helper, tmp_path / "b", two.replace("func helper() {}", "func helper() {}\n\nfunc extra() {}"))
+    names = [f["name"] for f in a["functions"] if f["name"].startswith("m.init")]
+    assert names == ["m.init@m.go", "m.init@m.go#2"]
+    hashes_a = {f["name"]: f.get("body_hash", f.get("BodyHash")) for f in a["functions"]}
+    hashes_b = {f["name"]: f.get("body_hash", f.get("BodyHash")) for f in b["functions"]}
+    assert hashes_a["m.init@m.go"] == hashes_b["m.init@m.go"]
+    assert hashes_a["m.init@m.go#2"] == hashes_b["m.init@m.go#2"]
+    assert hashes_a["m.init@m.go"] != hashes_a["m.init@m.go#2"]

@@ -106,17 +106,27 @@ func describe(dir, pkg, goos, goarch string) (*Output, error) {
 			continue
 		}
 		out.Files = append(out.Files, name)
+		inits := 0
 		for _, d := range f.Decls {
 			switch d := d.(type) {
 			case *ast.FuncDecl:
-				out.Functions = append(out.Functions, function(fset, pkg, name, d))
+				fn := function(fset, pkg, name, d)
+				if d.Recv == nil && d.Name.Name == "init" {
+					// runtime/proc.go has two func init(): number them in source order so that
+					// each keeps its own identity between the vanilla and the patched tree.
+					inits++
+					if inits > 1 {
+						fn.Name = fmt.Sprintf("%s#%d", fn.Name, inits)
+					}
+				}
+				out.Functions = append(out.Functions, fn)
 			case *ast.GenDecl:
 				out.Exported = append(out.Exported, exported(fset, d)...)
 			}
 		}
 	}
-	sort.Slice(out.Functions, func(i, j int) bool { return out.Functions[i].Name < out.Functions[j].Name })
-	sort.Slice(out.Exported, func(i, j int) bool { return out.Exported[i].Name < out.Exported[j].Name })
+	sort.SliceStable(out.Functions, func(i, j int) bool { return out.Functions[i].Name < out.Functions[j].Name })
+	sort.SliceStable(out.Exported, func(i, j int) bool { return out.Exported[i].Name < out.Exported[j].Name })
 	return out, nil
 }
 
