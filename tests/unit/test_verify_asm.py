@@ -3,6 +3,7 @@ compiler (a small package compiled in tmp_path; nothing hand-written stands in f
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -206,3 +207,18 @@ def test_packages_for_uses_functions_and_files():
     c = Claim(name="x", subject="", touches=("runtime.handoffp",), helpers=("sync.(*Mutex).Lock",), api=(),
               probe=None, files=("src/runtime/proc.go", "src/internal/runtime/atomic/types.go"))
     assert asm.packages_for([c]) == ["runtime", "sync", "internal/runtime/atomic"]
+
+
+def test_abi_wrapper_does_not_hide_the_real_body(go, cache, tmp_path):
+    # runtime.traceAdvance is linknamed, so the compiler also emits an ABI wrapper with the same
+    # symbol name after the real function; keyed by name, the 37-byte wrapper used to replace the
+    # real body and a patch to traceAdvance looked like "same machine code as vanilla".
+    (tmp_path / "go.mod").write_text("module example.com/m\n\ngo 1.27\n")
+    (tmp_path / "m.go").write_text("package main\n\nfunc main() {}\n")
+    proc = subprocess.run([str(go / "bin" / "go"), "build", "-o", os.devnull, "-gcflags=runtime=-S", "."],
+                          cwd=tmp_path, env=go_env(go, cache_dir=cache), capture_output=True, text=True, check=True)
+    headers = [line for line in proc.stderr.splitlines() if line.startswith("runtime.traceAdvance STEXT")]
+    assert len(headers) == 2  # the real function and its wrapper: the case this guards
+    fn = asmtext.parse(proc.stderr)["runtime.traceAdvance"]
+    assert fn.file == "src/runtime/trace.go"
+    assert len(fn.code) > 100
