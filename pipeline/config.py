@@ -244,7 +244,10 @@ def _memory(raw: str, base: Path) -> str:
     return value
 
 
-def _targets(raw: str | tuple[Target, ...], base: Path) -> tuple[Target, ...]:
+def parse_targets(raw: str, base: Path | None = None) -> tuple[Target, ...]:
+    """'linux/amd64, linux/arm64' -> Targets, duplicates dropped; ValueError names the bad pair.
+
+    Public because `gopatch build --target` parses with it too (base is unused: no paths)."""
     words = raw.replace(",", " ").split()
     if not words:
         raise ValueError("at least one GOOS/GOARCH target is required")
@@ -336,7 +339,7 @@ SETTINGS: tuple[Setting, ...] = (
             help="explicit series directory; empty = <patches.dir>/go<major>.<minor> of source.ref"),
     Setting(section="patches", key="fuzz", parse=_int_range(0, 3), default="0",
             help="context lines a hunk may drop at its edges to fit (0 = exact, like git apply)"),
-    Setting(section="build", key="targets", parse=_targets, default=" ".join(DEFAULT_TARGETS),
+    Setting(section="build", key="targets", parse=parse_targets, default=" ".join(DEFAULT_TARGETS),
             help="GOOS/GOARCH matrix for --all"),
     Setting(section="build", key="cgo_enabled", parse=_bool, default="0",
             help="CGO_ENABLED for make.bash; 0 makes a static toolchain that cross-compiles cleanly"),

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from .. import build as build_stage
 from ..artifacts import ArtifactStore
-from ..config import Target, _targets
+from ..config import Target, parse_targets
 from ..errors import UsageError
 from ..progress import make_progress
 from . import common
@@ -24,7 +22,7 @@ def _parse_targets(goos: list[str], goarch: list[str], target: list[str], all_: 
     if not words:
         return (build_stage.host_target(),)
     try:
-        return _targets(" ".join(words), Path("."))
+        return parse_targets(" ".join(words))
     except ValueError as exc:
         raise UsageError(f"--target/--goos/--goarch: {exc}") from None
 
