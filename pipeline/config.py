@@ -373,7 +373,11 @@ SETTINGS: tuple[Setting, ...] = (
             help="verify layers run by default (version asm ast behavior stability); --layers overrides"),
     Setting(section="verify", key="must_not_change", parse=_words, default="",
             help="functions (fnmatch patterns) whose code must not change; empty = the other functions of the touched files"),
-    Setting(section="verify", key="tests", parse=_string, default="",
+    # The default is the series' own tests plus scheduler/GC/trace tests of the touched packages
+    # that finish in ~40 s together; the full runtime suite takes many minutes on 2 cores.
+    Setting(section="verify", key="tests", parse=_string,
+            default="runtime:^(TestParseForceGCPeriod|TestForceGCPeriodGODEBUG|TestGoroutineParallelism|"
+                    "TestSchedLocalQueue|TestGcSys)$ internal/trace:^(TestTraceManyStartStop|TestTraceStacks)$",
             help="touched packages' tests to run with -short: 'runtime:TestGoroutineParallelism sync' (pkg[:-run regex])"),
     Setting(section="verify", key="timeout", parse=_float, default="600",
             help="seconds allowed per verify step (one compile, probe or go test)"),

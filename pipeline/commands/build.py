@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
             how = "cached" if r.cached else f"built in {r.seconds:.0f}s"
             typer.echo(f"{r.target}: {r.out / 'go'} ({r.artifact.version}, {how})")
 
-    cache_app = typer.Typer(help="Inspect and prune the content-addressed cache of built toolchains.",
+    cache_app = typer.Typer(help="Inspect and prune the content-addressed cache of built toolchains.", rich_markup_mode=None,
                             no_args_is_help=True)
     app.add_typer(cache_app, name="cache")
 

@@ -9,7 +9,8 @@ from . import common
 
 
 def register(app: typer.Typer) -> None:
-    config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+    config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True,
+                            rich_markup_mode=None)
     app.add_typer(config_app, name="config")
 
     @config_app.command("show")

