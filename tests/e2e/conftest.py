@@ -138,16 +138,17 @@ def host_build(build_env, tmp_path_factory):
     cache = Path(env["GOPATCH_CACHE_DIR"]) / "builds"
     already = (cache.is_dir() and any((p / "build.json").is_file() for p in cache.iterdir()))
     if not already:  # with GOPATCH_TEST_REUSE_BUILDS=1 a finished build may be there already
-        proc = subprocess.Popen([*GOPATCH, "build", "--json", "--target", "linux/amd64"], cwd=work, env=env,
-                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        assert proc.stderr is not None
         seen = []
-        for line in proc.stderr:
-            seen.append(line)
-            if "toolchain1" in line:
-                break
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        with subprocess.Popen([*GOPATCH, "build", "--json", "--target", "linux/amd64"], cwd=work, env=env,
+                              text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True) as proc:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                seen.append(line)
+                if "toolchain1" in line:
+                    break
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         killed = {
             "stderr": "".join(seen),
             "entries": sorted(p.name for p in cache.iterdir() if not p.name.startswith(".") and p.name != "logs"),
