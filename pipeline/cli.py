@@ -15,8 +15,10 @@ from .commands import build as build_cmds
 from .commands import common
 from .commands import config as config_cmds
 from .commands import patch as patch_cmds
+from .commands import rebase as rebase_cmds
 from .commands import release as release_cmds
 from .commands import source as source_cmds
+from .commands import tryout as try_cmds
 from .commands import verify as verify_cmds
 from .errors import GopatchError
 
@@ -67,6 +69,8 @@ def _global(
 config_cmds.register(app)
 source_cmds.register(app)
 patch_cmds.register(app)
+try_cmds.register(app)
+rebase_cmds.register(app)
 build_cmds.register(app)
 verify_cmds.register(app)
 release_cmds.register(app)

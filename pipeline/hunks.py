@@ -99,18 +99,19 @@ class Misfit(Exception):
                 want = h.old[i] if i < len(h.old) else None
                 got = self.actual[i] if i < len(self.actual) else None
                 if want == got:
-                    lines.append("    " + _show(want))
+                    lines.append("    " + show_line(want))
                 else:
                     if want is not None:
-                        lines.append("  - " + _show(want))
+                        lines.append("  - " + show_line(want))
                     if got is not None:
-                        lines.append("  + " + _show(got))
+                        lines.append("  + " + show_line(got))
             if total > 24:
                 lines.append(f"    ... ({total - 24} more line(s))")
         return "\n".join(lines)
 
 
-def _show(line: bytes | None) -> str:
+def show_line(line: bytes | None) -> str:
+    """One diff or file line for a message: without its newline, CR and non-UTF-8 bytes escaped."""
     if line is None:
         return ""
     text = line[:-1] if line.endswith(b"\n") else line + b"  (no newline at end of file)"

