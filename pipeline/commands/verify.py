@@ -8,6 +8,7 @@ import typer
 
 from ..config import KNOWN_PORTS, VERIFY_LAYERS, Target
 from ..errors import UsageError, VerificationFailed
+from ..release import gate
 from ..verify import report as report_mod
 from ..verify.goenv import host_target
 from ..verify.runner import verify as run_verify
@@ -63,6 +64,11 @@ def register(app: typer.Typer) -> None:
         opts = common.load(ctx, patches__series=common.flag(series, "--series"))
         result = run_verify(opts, target=_target(target), toolchain=Path(toolchain) if toolchain else None, layers=_layers(layers), soak=soak,
                             log=common.info)
+        if toolchain is None:
+            # The verdict beside the artifact is what `gopatch release` requires (release/gate.py).
+            verdict = gate.write_verdict(result, series_dir=opts.series_dir)
+            if verdict is not None:
+                common.info(f"verify: verdict recorded in {verdict}")
         if html_out is not None:
             report_mod.write_atomic(Path(html_out), report_mod.html(result))
             common.info(f"verify: HTML report written to {html_out}")

@@ -1,0 +1,192 @@
+"""`gopatch release verify DIR`: is this release directory exactly what its manifest says?
+
+Each check names the file it is about, so a tampered archive, a missing file or a hand-edited
+manifest is reported as "<file>: <what is wrong>". Checks, in order: the manifest parses; every
+line of SHA256SUMS is well formed and every listed file has that digest; every file in the
+directory is listed; each .sha256 agrees; the manifest's archives are the ones its version and
+targets imply, with its sizes and digests; each provenance statement is the one the manifest
+implies; the series' patch files have the manifest's hashes; the signature holds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import GopatchError
+from . import manifest as manifest_mod
+from . import provenance, signing
+from .checksums import (
+    MANIFEST,
+    PROVENANCE_SUFFIX,
+    SHA_SUFFIX,
+    SIG,
+    SUMS,
+    parse_sums,
+    sha256_file,
+    sum_line,
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # checksums | listing | sha256-file | manifest | provenance | patches | signature | rebuild
+    file: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class CheckReport:
+    dir: str
+    version: str = ""
+    checks: list[Check] = field(default_factory=list)
+    rebuild: list[dict[str, Any]] = field(default_factory=list)  # per archive, see rebuild.compare_archives
+
+    @property
+    def passed(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def add(self, name: str, file: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, file, ok, detail))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dir": self.dir, "version": self.version, "passed": self.passed,
+                "checks": [asdict(c) for c in self.checks], "rebuild": self.rebuild,
+                "failed": [f"{c.file}: {c.detail}" for c in self.checks if not c.ok]}
+
+
+def _checksums(d: Path, report: CheckReport) -> dict[str, str]:
+    sums_path = d / SUMS
+    if not sums_path.is_file():
+        report.add("checksums", SUMS, False, "missing")
+        return {}
+    digests, problems = parse_sums(sums_path.read_text(encoding="utf-8", errors="replace"))
+    for p in problems:
+        report.add("checksums", f"{SUMS}:{p.line}", False, p.text)
+    for name, digest in sorted(digests.items()):
+        path = d / name
+        if not path.is_file():
+            report.add("checksums", name, False, f"listed in {SUMS} but missing")
+        elif (actual := sha256_file(path)) != digest:
+            report.add("checksums", name, False, f"sha256 {actual} but {SUMS} says {digest}")
+        else:
+            report.add("checksums", name, True, "sha256 matches")
+    for path in sorted(d.iterdir()):
+        if path.name not in digests and path.name not in (SUMS, SIG):
+            report.add("listing", path.name, False, f"present but not listed in {SUMS} (not part of the release)")
+    return digests
+
+
+def _sha_files(d: Path, report: CheckReport) -> None:
+    for path in sorted(d.glob(f"*{SHA_SUFFIX}")):
+        name = path.name.removesuffix(SHA_SUFFIX)
+        target = d / name
+        want = sum_line(sha256_file(target), name) if target.is_file() else None
+        ok = want is not None and path.read_text(encoding="utf-8", errors="replace") == want
+        report.add("sha256-file", path.name, ok, "agrees with the archive" if ok else
+                   f"does not match {name}" + ("" if target.is_file() else " (missing)"))
+
+
+def _manifest(d: Path, m: dict[str, Any], report: CheckReport) -> None:
+    wanted = manifest_mod.expected_names(m)
+    rows = {t.get("archive"): t for t in m.get("targets") or []}
+    src = m.get("source_archive") or {}
+    rows[src.get("name")] = src
+    for name, target in sorted(wanted.items()):
+        row = rows.get(name)
+        path = d / name
+        if row is None:
+            report.add("manifest", MANIFEST, False, f"target {target}: its archive should be named {name}")
+        elif not path.is_file():
+            report.add("manifest", name, False, f"named in {MANIFEST} for {target} but missing")
+        elif path.stat().st_size != row.get("size"):
+            report.add("manifest", name, False, f"{path.stat().st_size} bytes but {MANIFEST} says {row.get('size')}")
+        elif sha256_file(path) != row.get("sha256"):
+            report.add("manifest", name, False, f"sha256 differs from {MANIFEST}'s {row.get('sha256')}")
+        else:
+            report.add("manifest", name, True, f"{target}: size and sha256 as in {MANIFEST}")
+    for name in sorted(n for n in rows if n not in wanted):
+        report.add("manifest", MANIFEST, False, f"lists {name}, which is not an archive name of {m.get('version')}")
+    for path in sorted(d.iterdir()):
+        if path.name.endswith((".tar.gz", ".zip")) and path.name not in wanted:
+            report.add("manifest", path.name, False, f"an archive that {MANIFEST} does not list")
+
+
+def _provenance(d: Path, m: dict[str, Any], report: CheckReport) -> None:
+    for name in sorted(manifest_mod.expected_names(m)):
+        path = d / f"{name}{PROVENANCE_SUFFIX}"
+        if not path.is_file():
+            report.add("provenance", path.name, False, "missing")
+            continue
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+            want = provenance.statement(m, name)
+        except (ValueError, KeyError, StopIteration) as e:
+            report.add("provenance", path.name, False, f"unreadable or not derivable from {MANIFEST} ({e!r})")
+            continue
+        if held != want:
+            differs = sorted(k for k in set(held) | set(want) if held.get(k) != want.get(k))
+            report.add("provenance", path.name, False, f"differs from what {MANIFEST} implies in: {', '.join(differs)}")
+        else:
+            report.add("provenance", path.name, True, "subject and materials as in the manifest")
+
+
+def _patches(m: dict[str, Any], series_dir: Path, report: CheckReport) -> None:
+    for p in m.get("patches") or []:
+        path = series_dir / f"{p.get('name')}.patch"
+        if not path.is_file():
+            report.add("patches", str(path), False, f"patch {p.get('name')} named in {MANIFEST} is missing")
+        elif (actual := sha256_file(path)) != p.get("sha256"):
+            report.add("patches", str(path), False, f"sha256 {actual} but {MANIFEST} says {p.get('sha256')}")
+        else:
+            report.add("patches", str(path), True, "same sha256 as in the manifest")
+
+
+def _signature(d: Path, m: dict[str, Any], report: CheckReport, public_key: str | None) -> None:
+    info = m.get("signing")
+    sig = d / SIG
+    if not info:
+        if sig.exists():
+            report.add("signature", SIG, False, f"present, but {MANIFEST} records no signing")
+        elif public_key:
+            report.add("signature", SIG, False, "a signature was required (--public-key) but the release is unsigned")
+        return
+    pub = str(info.get("public_key", ""))
+    if public_key and public_key.split()[:2] != pub.split()[:2]:
+        report.add("signature", MANIFEST, False, "signed with another key than --public-key")
+        return
+    if not sig.is_file():
+        report.add("signature", SIG, False, f"missing, but {MANIFEST} says the release is signed")
+        return
+    try:
+        why = signing.check(pub, d / SUMS, sig)
+    except GopatchError as e:
+        why = e.message
+    report.add("signature", SIG, why is None, f"good signature of {SUMS} by {info.get('fingerprint', pub[:30])}"
+               if why is None else why)
+
+
+def check_release(d: Path, *, series_dir: Path | None, public_key: str | None = None) -> CheckReport:
+    """Every check of a release directory; ``series_dir`` None skips the patch-file check."""
+    d = Path(d)
+    report = CheckReport(dir=str(d))
+    if not d.is_dir():
+        report.add("listing", str(d), False, "not a directory")
+        return report
+    _checksums(d, report)
+    _sha_files(d, report)
+    try:
+        m = manifest_mod.load(d / MANIFEST)
+    except GopatchError as e:
+        report.add("manifest", MANIFEST, False, e.message)
+        return report
+    report.version = str(m.get("version", ""))
+    _manifest(d, m, report)
+    _provenance(d, m, report)
+    if series_dir is not None:
+        _patches(m, series_dir, report)
+    _signature(d, m, report, public_key)
+    return report

@@ -1,0 +1,117 @@
+"""What a release is made of: the checkout's HEAD, its built artifacts in out/, their verdicts.
+
+``gopatch release`` never builds: it takes what ``gopatch build`` left in
+``out/<version>/<goos>_<goarch>/`` for the committed HEAD of the checkout (the version is
+recomputed from HEAD exactly as the build stamps it, so an artifact of an older HEAD is never
+picked up) and the distpack archives that build wrote in the same make.bash run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import BUILD_JSON
+from ..build import SourceInfo, source_info
+from ..config import Options, Target
+from ..errors import EnvironmentProblem, VerificationFailed
+from ..stamp import stamped_version
+from ..tree import GoTree, open_tree
+from . import gate
+from .checksums import archive_name, sha256_file, source_archive_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetInput:
+    target: Target
+    dir: Path  # out/<version>/<goos>_<goarch>
+    build: dict[str, Any]  # its build.json
+    archive: Path  # distpack/<version>.<goos>-<goarch>.tar.gz (.zip)
+    source_archive: Path  # distpack/<version>.src.tar.gz
+    verdict: dict[str, Any] | None  # verify.json, None with --skip-verify and none there
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseInputs:
+    tree: GoTree
+    src: SourceInfo
+    version: str
+    series_dir: Path
+    patches: list[dict[str, str]]  # name, sha256 of the patch file, subject, commit
+    targets: tuple[TargetInput, ...]
+
+
+def head_version(opts: Options) -> tuple[GoTree, SourceInfo, str]:
+    tree = open_tree(opts.source.dir)
+    src = source_info(tree)
+    version = stamped_version(src.release, label=opts.build.version_suffix, patches=len(src.patches),
+                              tree_hash=src.tree_hash)
+    return tree, src, version
+
+
+def _patches(src: SourceInfo, series_dir: Path) -> list[dict[str, str]]:
+    names = [name for _, _, name in src.patches]
+    if unnamed := [sha[:12] for sha, _, name in src.patches if not name]:
+        raise EnvironmentProblem(
+            f"the checkout carries commit(s) {', '.join(unnamed)} that are not patches of the series, so "
+            "the release could not say what went into it.",
+            hint="turn them into patch files with `gopatch extract`, or revert them",
+        )
+    digests = gate.patch_digests(series_dir, names)
+    if missing := [d["name"] for d in digests if not d["sha256"]]:
+        raise EnvironmentProblem(
+            f"the checkout carries the patch(es) {', '.join(missing)}, but {series_dir} has no such patch file; "
+            "a release records each patch file by its sha256.",
+            hint="pass --series DIR with the series the checkout was patched from",
+        )
+    return [{"name": d["name"], "sha256": d["sha256"], "subject": subject, "commit": sha}
+            for d, (sha, subject, _) in zip(digests, src.patches, strict=True)]
+
+
+def collect(opts: Options, targets: tuple[Target, ...], *, skip_verify: bool) -> ReleaseInputs:
+    """The artifacts of ``targets`` for HEAD, each checked to be built, intact and verified."""
+    tree, src, version = head_version(opts)
+    series_dir = opts.series_dir
+    patches = _patches(src, series_dir)
+    gate_patches = [{"name": p["name"], "sha256": p["sha256"]} for p in patches]
+    found: list[TargetInput] = []
+    unverified: list[str] = []
+    for target in targets:
+        d = Path(opts.build.out) / version / target.slug
+        try:
+            build = json.loads((d / BUILD_JSON).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise EnvironmentProblem(
+                f"{d} holds no build of {target} for the checkout's HEAD ({version}).",
+                hint=f"run `gopatch build --target {target}` first (release never builds)",
+            ) from None
+        archive = d / "distpack" / archive_name(version, target)
+        source = d / "distpack" / source_archive_name(version)
+        recorded = build.get("archives") or {}
+        for path in (archive, source):
+            if not path.is_file():
+                raise EnvironmentProblem(f"{path} is missing: the build of {target} did not leave its distpack archive.",
+                                         hint=f"rebuild it: gopatch build --target {target} --force")
+            if recorded.get(path.name) != sha256_file(path):
+                raise EnvironmentProblem(
+                    f"{path} does not have the sha256 its {d / BUILD_JSON} records: the file changed after the build.",
+                    hint=f"remove {d} and run `gopatch build --target {target}` again (a cache hit restores it)",
+                )
+        verdict = gate.read_verdict(d)
+        problem = gate.verdict_problem(verdict, key=str(build.get("key", "")), patches=gate_patches,
+                                       required=opts.verify.layers)
+        if problem is not None:
+            if not skip_verify:
+                unverified.append(f"{target}: {problem[1]}")
+            verdict = None if problem[0] in ("missing", "stale") else verdict
+        found.append(TargetInput(target=target, dir=d, build=build, archive=archive, source_archive=source,
+                                 verdict=verdict))
+    if unverified:
+        raise VerificationFailed(
+            "only verified toolchains are released, and " + "; ".join(unverified) + ".",
+            hint="run `gopatch verify --target <os/arch>` for each, or pass --skip-verify (recorded in the manifest)",
+        )
+    return ReleaseInputs(tree=tree, src=src, version=version, series_dir=series_dir, patches=patches,
+                         targets=tuple(found))
