@@ -1,6 +1,6 @@
-"""Benchmark: `gopatch try` (try-then-probe) against make.bash (build-then-probe) for one patch.
+"""Benchmark: `gopatch try` (try-then-probe) against make.bash (build-then-probe) for one patch or --all.
 
-Try-then-probe is one `gopatch try NAME` run, as a child process, twice: with an empty Go build
+Try-then-probe is one `gopatch try NAME` (or `gopatch try --all`) run, as a child process, twice: with an empty Go build
 cache (cold: the patched runtime, std and the probe are compiled from scratch) and again at once
 (warm: what the next try of an unchanged patch costs). Each run builds the throw-away GOROOT,
 writes the patched files and runs the probe with the patched sources (-expect=patched) and with
@@ -21,7 +21,7 @@ empty build cache) with the built toolchain. The make.bash time comes from, in t
 
 Prints both sides and the ratio try/build (lower is better) for the cold and the warm try.
 
-    .venv/bin/python bench/try.py [--patch forcegcperiod] [--series patches/go1.27]
+    .venv/bin/python bench/try.py [--patch forcegcperiod | --all] [--series patches/go1.27]
         [--build-seconds N | --artifact DIR] [--cache DIR] [--keep]
 """
 
@@ -64,13 +64,14 @@ def fresh_cache(root: Path, name: str, go_bin: Path) -> Path:
     return cache
 
 
-def run_try(cache: Path, series: Path, patch: str) -> tuple[float, dict]:
+def run_try(cache: Path, series: Path, patch: str | None) -> tuple[float, dict]:
+    """``patch`` None: `gopatch try --all` (every patch of the series, stacked)."""
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "try", patch, "--json"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "try", patch or "--all", "--json"], cwd=REPO,
                           env=child_env(cache, series), capture_output=True, text=True)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
-        sys.exit(f"gopatch try {patch} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        sys.exit(f"gopatch try {patch or '--all'} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return seconds, json.loads(proc.stdout)
 
 
@@ -85,24 +86,26 @@ def artifact_patches(build_json: Path) -> list[str]:
     return [p.get("name", "") for p in (meta.get("source") or {}).get("patches", [])]
 
 
-def probe_with(goroot: Path, vanilla: Path, release: str, series: Path, patch: str, cache: Path) -> float:
-    """The behaviour layer's probe runs (patched and vanilla) with a built toolchain, cold cache."""
-    chosen = select(load_series(series), [patch], series_dir=series)
+def probe_with(goroot: Path, vanilla: Path, release: str, series: Path, patch: str | None, cache: Path) -> float:
+    """The behaviour layer's probe runs (patched and vanilla) with a built toolchain, cold cache.
+    ``patch`` None: every patch's probe, as `gopatch try --all` runs them."""
+    patches = load_series(series)
+    chosen = patches if patch is None else select(patches, [patch], series_dir=series)
     tc = Toolchains(target=host_target(), patched=goroot, compiler=goroot, vanilla=vanilla, version=release,
                     release=release)
     start = time.monotonic()
     layer = behavior.check(tc, from_patches(chosen, series), cache_dir=cache, timeout=600)
     seconds = time.monotonic() - start
     if not layer.passed:
-        sys.exit(f"the probe of {patch} does not hold with {goroot}: {layer.problems}")
+        sys.exit(f"the probe of {patch or 'every patch'} does not hold with {goroot}: {layer.problems}")
     return seconds
 
 
-def real_build(work: Path, cache: Path, series: Path, patch: str) -> Path:
-    """checkout + apply NAME + build on the host; returns the artifact directory (build.json, go/)."""
+def real_build(work: Path, cache: Path, series: Path, patch: str | None) -> Path:
+    """checkout + apply NAME (or --all) + build on the host; returns the artifact directory (build.json, go/)."""
     env = child_env(cache, series)
     env["GOPATCH_BUILD_EXECUTOR"] = "host"
-    for args in (["checkout", "--dir", str(work / "goroot")], ["apply", patch, "--dir", str(work / "goroot")],
+    for args in (["checkout", "--dir", str(work / "goroot")], ["apply", patch or "--all", "--dir", str(work / "goroot")],
                  ["build", "--dir", str(work / "goroot"), "--json"]):
         print(f"+ gopatch {' '.join(args)}", file=sys.stderr)
         proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=work, env=env,
@@ -117,7 +120,9 @@ def real_build(work: Path, cache: Path, series: Path, patch: str) -> Path:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--patch", default="forcegcperiod")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--patch", default="forcegcperiod")
+    which.add_argument("--all", action="store_true", help="`gopatch try --all`: every patch, every probe")
     ap.add_argument("--series", type=Path, default=REPO / "patches" / "go1.27")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--build-seconds", type=float, help="a measured make.bash time for the patched tree")
@@ -125,6 +130,8 @@ def main() -> int:
     ap.add_argument("--cache", type=Path, default=None, help="where the go-bin installs are (default: [cache] dir)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary caches")
     args = ap.parse_args()
+    patch = None if args.all else args.patch
+    label = "--all" if patch is None else patch
 
     opts = load_options(None, env={k: v for k, v in os.environ.items() if k.startswith("GOPATCH_")})
     cache = args.cache or opts.cache.dir
@@ -133,10 +140,10 @@ def main() -> int:
     vanilla = gobin.ensure(cache, release)
     work = Path(tempfile.mkdtemp(prefix="gopatch-bench-try-"))
     try:
-        print(f"bench/try.py: {args.patch} on {release} (series {series}); {os.cpu_count()} CPU(s)")
+        print(f"bench/try.py: {label} on {release} (series {series}); {os.cpu_count()} CPU(s)")
         try_cache = fresh_cache(work, "try-cache", cache / "go-bin")
-        cold, out = run_try(try_cache, series, args.patch)
-        warm, out_warm = run_try(try_cache, series, args.patch)
+        cold, out = run_try(try_cache, series, patch)
+        warm, out_warm = run_try(try_cache, series, patch)
         probes_cold = out["behavior"]["seconds"]
         print(f"  try-then-probe, cold build cache : {cold:7.1f} s  (GOROOT {out['seconds']['tree']:.1f} s, "
               f"probes {probes_cold:.1f} s; {out['link']['linked']} links, {len(out['files'])} patched files)")
@@ -146,13 +153,15 @@ def main() -> int:
             build, probe, how = args.build_seconds, probes_cold, "given; probes: try's cold probe time"
         else:
             artifact = args.artifact.absolute() if args.artifact else real_build(work, fresh_cache(
-                work, "build-cache", cache / "go-bin"), series, args.patch)
+                work, "build-cache", cache / "go-bin"), series, patch)
             build_json = artifact / "build.json"
             build = make_bash_seconds(build_json)
             carried = artifact_patches(build_json)
-            if args.patch not in carried:
-                print(f"  note: {artifact} carries patches {carried or 'none'}, not {args.patch}", file=sys.stderr)
-            probe = probe_with(artifact / "go", vanilla, release, series, args.patch,
+            wanted = [p.name for p in load_series(series)] if patch is None else [patch]
+            if not set(wanted) <= set(carried):
+                print(f"  note: {artifact} carries patches {carried or 'none'}, not {', '.join(wanted)}",
+                      file=sys.stderr)
+            probe = probe_with(artifact / "go", vanilla, release, series, patch,
                                fresh_cache(work, "probe-cache", cache / "go-bin"))
             how = f"make.bash from {build_json}; probes with {artifact / 'go'}, cold build cache"
         total = build + probe
