@@ -340,6 +340,7 @@ class DockerExecutor:
             "image_id": self.image.id,
             "image_base": self.image.base,
             "image_content_sha256": self.image.content_sha256,
+            "image_dockerfile_sha256": self.image.dockerfile_sha256,
             "user": f"{self.user[0]}:{self.user[1]}",
             "cpus": str(self.cpus) if self.cpus else "unlimited",
             "memory": self.memory or "unlimited",

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
     @app.command("apply")
     def apply_cmd(
         ctx: typer.Context,
-        names: list[str] = typer.Argument(None, metavar="[NAME]...", help="Series patches to apply (handoffp)."),
+        names: list[str] = typer.Argument(None, metavar="NAME", help="Series patches to apply (handoffp)."),
         all_: bool = typer.Option(False, "--all", help="Apply every patch of the series, in order."),
         file: Path = typer.Option(None, "--file", metavar="PATH.patch",
                                   help="Apply a diff that is not in the series (same engine, same guarantees)."),
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
     @app.command("revert")
     def revert_cmd(
         ctx: typer.Context,
-        names: list[str] = typer.Argument(None, metavar="[NAME]...", help="Applied patches to remove."),
+        names: list[str] = typer.Argument(None, metavar="NAME", help="Applied patches to remove."),
         all_: bool = typer.Option(False, "--all", help="Remove every gopatch commit (other commits stay)."),
         dir: str = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
         dry_run: bool = typer.Option(False, "--dry-run", help="Check that the revert works; change nothing."),

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     @app.command("try")
     def try_cmd(
         ctx: typer.Context,
-        names: list[str] = typer.Argument(None, metavar="[NAME]...", help="Series patches to try (forcegcperiod)."),
+        names: list[str] = typer.Argument(None, metavar="NAME", help="Series patches to try (forcegcperiod)."),
         all_: bool = typer.Option(False, "--all", help="Try every patch of the series, stacked in order."),
         probe: bool = typer.Option(True, "--probe/--no-probe", help="Run each patch's probe, patched and vanilla."),
         test: list[str] = typer.Option(None, "--test", metavar="PKG[:REGEX]",

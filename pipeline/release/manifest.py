@@ -38,7 +38,7 @@ def _env(build: dict[str, Any]) -> dict[str, str]:
 
 def _builder(build: dict[str, Any]) -> dict[str, str]:
     executor = dict(build.get("executor") or {})
-    keep = ("executor", "image", "image_id", "image_base", "image_content_sha256", "machine")
+    keep = ("executor", "image", "image_id", "image_base", "image_content_sha256", "image_dockerfile_sha256", "machine")
     return {k: str(executor[k]) for k in keep if k in executor}
 
 

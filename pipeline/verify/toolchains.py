@@ -4,6 +4,7 @@ the same patched sources, and the vanilla official distribution of the same Go r
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -52,6 +53,29 @@ def _digest(root: Path, files: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def host_twin(patched: Path, version: str) -> Path | None:
+    """A host-runnable GOROOT of the same build as the cross artifact ``patched``, or None.
+
+    In out/ it is the sibling <version>/<host slug>/go. A cache artifact (<cache>/builds/<key>/go)
+    has no such sibling, so the cache's other artifacts are searched for one of the same version
+    built for the host; the caller's source digest check then proves it is the same build.
+    """
+    sibling = patched.parent.parent / host_target().slug / "go"
+    if runs_here(sibling):
+        return sibling
+    builds = patched.parent.parent
+    for meta in sorted(builds.glob("*/build.json")):
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("version") == version and data.get("target") == str(host_target()):
+            goroot = meta.parent / "go"
+            if runs_here(goroot):
+                return goroot
+    return None
+
+
 def resolve(
     *,
     target: Target,
@@ -72,12 +96,14 @@ def resolve(
     if not runs_here(patched):
         # A cross artifact's go command cannot run here. Its sources are what it ships, so compile
         # them with the host artifact of the same build, after checking the sources agree.
-        host = patched.parent.parent / host_target().slug / "go"
-        if not runs_here(host):
+        host = host_twin(patched, version)
+        if host is None:
             raise EnvironmentProblem(
                 f"{patched} holds a {target} toolchain that cannot run on this machine, and no host "
-                f"toolchain of the same build was found at {host} to compile its sources.",
-                hint=f"build the host target too (gopatch build --target {host_target()})",
+                f"({host_target()}) toolchain of the same version {version} was found beside it "
+                f"(looked at {patched.parent.parent / host_target().slug / 'go'} and, for a cache artifact, "
+                "the other artifacts of its cache).",
+                hint=f"build the host target of the same tree too (gopatch build --target {host_target()})",
             )
         files = list(source_files)
         if _digest(host, files) != _digest(patched, files):

@@ -205,3 +205,25 @@ def test_version_of_a_cross_toolchain_is_read_from_its_binary(go, shared_cache, 
     wrong = toolchains.Toolchains(**{**tc.__dict__, "target": Target(goos="windows", goarch="arm64")})
     res = version.check(wrong, cache_dir=shared_cache, suffix="", patch_count=0)
     assert res.problems == [f"`go version -m {cross / 'bin' / 'go'}` does not record GOOS=windows."]
+
+
+def test_cross_cache_artifact_finds_its_host_twin_by_version(tmp_path):
+    """A cache artifact (<cache>/builds/<key>/go) has no out/-style sibling: its host twin is the
+    artifact of the same version built for this machine; another version's host build is not."""
+    builds = tmp_path / "builds"
+    host = host_target()
+
+    def artifact(key: str, version: str, target: str, runnable: bool) -> Path:
+        go = builds / key / "go"
+        (go / "bin").mkdir(parents=True)
+        (go / "bin" / "go").write_bytes(b"\x7fELF")
+        if runnable:
+            (go / "pkg" / "tool" / host.slug).mkdir(parents=True)
+        (builds / key / "build.json").write_text(json.dumps({"version": version, "target": target}))
+        return go
+
+    cross = artifact("c" * 64, "go1.27.3-gopatch.3-aaaa", "linux/arm64", runnable=False)
+    artifact("o" * 64, "go1.27.3-gopatch.2-bbbb", str(host), runnable=True)
+    assert toolchains.host_twin(cross, "go1.27.3-gopatch.3-aaaa") is None
+    twin = artifact("h" * 64, "go1.27.3-gopatch.3-aaaa", str(host), runnable=True)
+    assert toolchains.host_twin(cross, "go1.27.3-gopatch.3-aaaa") == twin
