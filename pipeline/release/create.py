@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,11 @@ def release(opts: Options, *, targets: Sequence[Target], out: Path, force: bool 
         digest = str(t.build["archives"][t.archive.name])
         entries.append(manifest_mod.target_entry(t, sha256=digest, size=t.archive.stat().st_size))
         files[t.archive.name] = _copier(t.archive, digest)
+    configs = {json.dumps(t.build.get("config") or {}, sort_keys=True) for t in inp.targets}
+    if len(configs) > 1:  # the manifest records one build config for the whole release
+        raise UsageError("the targets were built with different [build] settings (cgo_enabled, goexperiment, "
+                         "extra env); one release records one configuration.",
+                         hint="rebuild them with the same settings, or release them separately")
     src = inp.targets[0].source_archive
     src_digest = str(inp.targets[0].build["archives"][src.name])
     for t in inp.targets[1:]:  # distpack's source archive is the same for every target of one HEAD

@@ -288,3 +288,15 @@ def test_compare_names_the_differing_member(tmp_path):
     assert not diff["identical"]
     assert {"member": "go/bin/go", "what": "differs in content"} in diff["differences"]
     assert {"member": "go/extra", "what": "only in the rebuilt archive"} in diff["differences"]
+
+
+def test_targets_built_with_different_settings_are_not_one_release(work):
+    opts = load_options(None, env={}, cwd=work)
+    _, _, version = head_version(opts)
+    meta = work / "out" / version / "linux_arm64" / "build.json"
+    build = json.loads(meta.read_text())
+    build["config"]["extra_env"] = [["GOARM64", "v9.0"]]
+    meta.write_text(json.dumps(build))
+    proc = release(work)
+    assert proc.returncode == 2 and "different [build] settings" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (work / "dist").exists()
