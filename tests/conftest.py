@@ -53,3 +53,20 @@ def docker_client():
 @pytest.fixture(scope="session")
 def docker_daemon():
     return docker_client()
+
+
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt in this process, as it does in a terminal.
+
+    A shell without job control starts background commands (`make test &`, nohup, some CI
+    runners) with SIGINT ignored, and Python then installs no handler: a real Ctrl-C test would
+    see nothing. The test installs Python's own handler for its duration and restores the old one.
+    """
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)

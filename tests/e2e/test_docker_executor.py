@@ -182,7 +182,7 @@ def test_exception_from_on_line_stops_and_removes_the_container(docker_daemon, b
     assert not (workdir / "finished").exists()
 
 
-def test_real_sigint_mid_run_leaves_no_container(docker_daemon, builder, workdir):
+def test_real_sigint_mid_run_leaves_no_container(docker_daemon, builder, workdir, ctrl_c):
     import signal
 
     executor = DockerExecutor(docker_daemon, builder)

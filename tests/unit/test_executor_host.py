@@ -141,7 +141,7 @@ def test_exception_from_on_line_kills_the_whole_process_group(tmp_path):
     assert time.monotonic() - start < HostExecutor.grace_seconds + 3
 
 
-def test_keyboard_interrupt_kills_the_child_and_propagates(tmp_path):
+def test_keyboard_interrupt_kills_the_child_and_propagates(tmp_path, ctrl_c):
     pidfile = tmp_path / "child.pid"
     script = f"echo $$ > {pidfile}; echo started; exec sleep 300"
 
