@@ -68,7 +68,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
     args = ap.parse_args()
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="gopatch-bench-"))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="gopatch-bench-"))).absolute()
+    work.mkdir(parents=True, exist_ok=True)
     cache = Path(os.environ.get("GOPATCH_TEST_CACHE", Path.home() / ".cache" / "gopatch-tests"))
     dist = gobin.ensure(cache, "1.27.3")
     tree = make_go_tree(cache, work / "goroot")
