@@ -52,6 +52,7 @@ def gopatch_build(env: dict[str, str], cwd: Path, targets: list[str]) -> tuple[f
 
 
 def naive_make_bash(tree: Path, version: str, target: Target, bootstrap: Path, work: Path) -> float:
+    work.mkdir(parents=True)
     subprocess.run(f"git -C {tree} archive HEAD | tar -x -C {work}", shell=True, check=True)
     write_version_file(work / "VERSION", version)
     (work.parent / "home").mkdir(exist_ok=True)
@@ -84,6 +85,15 @@ def main() -> None:
         return e
 
     rows: list[tuple[str, str]] = []
+
+    class Rows(list):
+        """Each figure is printed the moment it is measured: a late failure must not lose the early ones."""
+
+        def append(self, row: tuple[str, str]) -> None:
+            super().append(row)
+            print(f"... {row[0]}: {row[1].strip()}", flush=True)
+
+    rows = Rows()
     executor = "host" if args.no_docker else "docker"
     full, res = gopatch_build(env(executor, "main"), work, [host])
     rows.append((f"one full build ({host}, {executor})", f"{full:7.1f} s"))
