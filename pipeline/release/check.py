@@ -10,7 +10,9 @@ implies; the series' patch files have the manifest's hashes; the signature holds
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from .checksums import (
     sha256_file,
     sum_line,
 )
+
+Digest = Callable[[Path], str]
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class CheckReport:
                 "failed": [f"{c.file}: {c.detail}" for c in self.checks if not c.ok]}
 
 
-def _checksums(d: Path, report: CheckReport) -> dict[str, str]:
+def _checksums(d: Path, report: CheckReport, digest: Digest) -> dict[str, str]:
     sums_path = d / SUMS
     if not sums_path.is_file():
         report.add("checksums", SUMS, False, "missing")
@@ -66,12 +70,12 @@ def _checksums(d: Path, report: CheckReport) -> dict[str, str]:
     digests, problems = parse_sums(sums_path.read_text(encoding="utf-8", errors="replace"))
     for p in problems:
         report.add("checksums", f"{SUMS}:{p.line}", False, p.text)
-    for name, digest in sorted(digests.items()):
+    for name, want in sorted(digests.items()):
         path = d / name
         if not path.is_file():
             report.add("checksums", name, False, f"listed in {SUMS} but missing")
-        elif (actual := sha256_file(path)) != digest:
-            report.add("checksums", name, False, f"sha256 {actual} but {SUMS} says {digest}")
+        elif (actual := digest(path)) != want:
+            report.add("checksums", name, False, f"sha256 {actual} but {SUMS} says {want}")
         else:
             report.add("checksums", name, True, "sha256 matches")
     for path in sorted(d.iterdir()):
@@ -80,17 +84,17 @@ def _checksums(d: Path, report: CheckReport) -> dict[str, str]:
     return digests
 
 
-def _sha_files(d: Path, report: CheckReport) -> None:
+def _sha_files(d: Path, report: CheckReport, digest: Digest) -> None:
     for path in sorted(d.glob(f"*{SHA_SUFFIX}")):
         name = path.name.removesuffix(SHA_SUFFIX)
         target = d / name
-        want = sum_line(sha256_file(target), name) if target.is_file() else None
+        want = sum_line(digest(target), name) if target.is_file() else None
         ok = want is not None and path.read_text(encoding="utf-8", errors="replace") == want
         report.add("sha256-file", path.name, ok, "agrees with the archive" if ok else
                    f"does not match {name}" + ("" if target.is_file() else " (missing)"))
 
 
-def _manifest(d: Path, m: dict[str, Any], report: CheckReport) -> None:
+def _manifest(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -> None:
     wanted = manifest_mod.expected_names(m)
     rows = {t.get("archive"): t for t in m.get("targets") or []}
     src = m.get("source_archive") or {}
@@ -104,7 +108,7 @@ def _manifest(d: Path, m: dict[str, Any], report: CheckReport) -> None:
             report.add("manifest", name, False, f"named in {MANIFEST} for {target} but missing")
         elif path.stat().st_size != row.get("size"):
             report.add("manifest", name, False, f"{path.stat().st_size} bytes but {MANIFEST} says {row.get('size')}")
-        elif sha256_file(path) != row.get("sha256"):
+        elif digest(path) != row.get("sha256"):
             report.add("manifest", name, False, f"sha256 differs from {MANIFEST}'s {row.get('sha256')}")
         else:
             report.add("manifest", name, True, f"{target}: size and sha256 as in {MANIFEST}")
@@ -176,15 +180,17 @@ def check_release(d: Path, *, series_dir: Path | None, public_key: str | None = 
     if not d.is_dir():
         report.add("listing", str(d), False, "not a directory")
         return report
-    _checksums(d, report)
-    _sha_files(d, report)
+    # SHA256SUMS, the .sha256 files and the manifest all name the same archives: read each once.
+    digest: Digest = functools.cache(sha256_file)
+    _checksums(d, report, digest)
+    _sha_files(d, report, digest)
     try:
         m = manifest_mod.load(d / MANIFEST)
     except GopatchError as e:
         report.add("manifest", MANIFEST, False, e.message)
         return report
     report.version = str(m.get("version", ""))
-    _manifest(d, m, report)
+    _manifest(d, m, report, digest)
     _provenance(d, m, report)
     if series_dir is not None:
         _patches(m, series_dir, report)

@@ -14,7 +14,7 @@ from ..errors import UsageError
 from . import inputs as inputs_mod
 from . import manifest as manifest_mod
 from . import signing
-from .checksums import MANIFEST, SAFE_NAME, copy_hashed, sha256_file
+from .checksums import MANIFEST, SAFE_NAME, copy_hashed
 from .publish import check_destination, write_release
 
 Log = Callable[[str], None]
@@ -40,11 +40,13 @@ class ReleaseResult:
                 "skip_verify": self.manifest["skip_verify"], "signed": self.manifest["signing"] is not None}
 
 
-def _copier(src: Path, expect: str) -> Callable[[Path], None]:
-    def write(dst: Path) -> None:
+def _copier(src: Path, expect: str) -> Callable[[Path], str]:
+    """Copy ``src`` into the release, hashing on the way: the digest is returned for SHA256SUMS."""
+    def write(dst: Path) -> str:
         digest, _ = copy_hashed(src, dst)
         if digest != expect:  # the file changed between collecting and copying it
             raise UsageError(f"{src} changed while it was being released (sha256 {digest}, expected {expect}).")
+        return digest
     return write
 
 
@@ -108,12 +110,14 @@ def gather(dirs: Sequence[Path], *, out: Path, force: bool = False, sign_key: Pa
             raise UsageError(f"{part} is not an intact release part: {bad}")
         loaded.append((part / MANIFEST, manifest_mod.load(part / MANIFEST)))
     merged = manifest_mod.merge(loaded)
-    files: dict[str, Callable[[Path], None]] = {}
-    wanted = manifest_mod.expected_names(merged)
+    files: dict[str, Callable[[Path], str]] = {}
+    # Every part passed check_release, so the merged manifest's digests are the files' digests.
+    digests = {t["archive"]: t["sha256"] for t in merged["targets"]}
+    digests[merged["source_archive"]["name"]] = merged["source_archive"]["sha256"]
     for part in parts:
-        for name in wanted:
+        for name in manifest_mod.expected_names(merged):
             if name not in files and (part / name).is_file() and SAFE_NAME.match(name):
-                files[name] = _copier(part / name, sha256_file(part / name))
+                files[name] = _copier(part / name, digests[name])
     if sign_key is not None:
         merged["signing"] = signing.describe(sign_key)
     log(f"release gather: {len(parts)} part(s), {len(merged['targets'])} target(s)")

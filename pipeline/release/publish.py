@@ -67,9 +67,10 @@ def check_destination(dest: Path, *, version: str, digests: dict[str, str], forc
             hint="pass --out with another directory, or --force to replace it")
 
 
-def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Callable[[Path], None]],
+def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Callable[[Path], str]],
                   sign_key: Path | None, force: bool, log: Log) -> list[str]:
-    """Assemble ``dest``: ``files`` maps each archive name to a function writing it into a path.
+    """Assemble ``dest``: ``files`` maps each archive name to a function writing it into a path and
+    returning its sha256 (the copy hashes as it writes, so the archives are not read again).
 
     Then per archive its .sha256 and .intoto.json, manifest.json, SHA256SUMS over all of those,
     and with ``sign_key`` SHA256SUMS.sig. Returns the published names, sorted.
@@ -85,14 +86,13 @@ def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Call
         sums: dict[str, str] = {}
         for name, write in sorted(files.items()):
             log(f"release: {name}")
-            write(staged / name)
-            digest = sha256_file(staged / name)
+            digest = write(staged / name)
             sums[name] = digest
             (staged / f"{name}{SHA_SUFFIX}").write_text(sum_line(digest, name), encoding="utf-8")
             (staged / f"{name}{PROVENANCE_SUFFIX}").write_text(provenance.dumps(provenance.statement(manifest, name)),
                                                                 encoding="utf-8")
         (staged / MANIFEST).write_text(manifest_mod.dumps(manifest), encoding="utf-8")
-        listed = {p.name: sha256_file(p) for p in staged.iterdir() if p.is_file()}
+        listed = {p.name: sums.get(p.name) or sha256_file(p) for p in staged.iterdir() if p.is_file()}
         (staged / SUMS).write_text(sums_text(listed), encoding="utf-8")
         if sign_key is not None:
             signing.sign(sign_key, staged / SUMS)
