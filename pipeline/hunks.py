@@ -1,80 +1,50 @@
-"""Unified diffs as data, and applying their hunks to bytes in memory.
+"""Unified diffs as data, and applying their hunks to bytes in memory, as `git apply` does.
 
-Nothing here touches a tree or git: ``parse_diff`` turns diff bytes into ``FileDiff`` objects and
-``apply_file`` turns the old bytes of one file into its new bytes (or raises ``Misfit`` saying
-where and why). ``pipeline.patches`` does the file system and git work around it.
+Nothing here touches a tree or git: ``parse_diff`` turns diff bytes into ``FileDiff`` sections
+(read by ``pipeline.gitdiff``, which follows git's own reader) and adds gopatch's safety
+refusals; ``apply_file`` turns the old bytes of one file into its new bytes (or raises
+``Misfit`` saying where and why). ``pipeline.patches`` does the tree and git work around it.
 
-Parsing is split on purpose. unidiff reads the structure (file headers, git extended headers,
-hunk headers, line counts) in its ``metadata_only`` mode, which validates counts and is 4x faster
-than its full mode (1 s instead of 4 s on the 40 MB go1.26.6 -> go1.27.2 diff). The hunk bodies
-are then sliced here as *bytes*: Go's source holds non-UTF-8 bytes and lone CRs inside lines, so
-lines are split on b"\\n" only (``BytesIO.readlines``) and never decoded, and the bytes written
-back are exactly the bytes of the diff.
+Hunk placement follows apply.c's ``apply_one_fragment``, ``find_pos`` and ``match_fragment``:
+- a hunk is first tried where its *new* start line says (``newpos - 1``): earlier hunks of the
+  same file have already changed the image, so each hunk starts from its own header, not from
+  the offset of the one before;
+- then one line forwards, one backwards, two forwards... (forwards wins a tie);
+- a hunk whose old start is 0 or 1 must match at the beginning of the file, and one without
+  trailing context must match at its end;
+- lines that an earlier hunk wrote are never matched again (no overlapping hunks);
+- context is reduced only when asked (``fuzz``, like `git apply -C`): the larger side first,
+  both when equal, as apply.c does.
+The match itself is byte for byte; a CR or a non-UTF-8 byte is just a byte.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
-import unidiff
-from unidiff.errors import UnidiffParseError
-
+from . import binpatch
 from .errors import PatchFormatError
+from .gitdiff import BinaryHunk, FileDiff, Hunk, read_sections
+
+__all__ = ["Applied", "BinaryHunk", "FileDiff", "Hunk", "Misfit", "apply_file", "parse_diff", "safe_relpath",
+           "show_line", "split_lines", "unquote_path"]
 
 DEV_NULL = "/dev/null"
-_HUNK_RE = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _OCTAL_RE = re.compile(r"\\([0-7]{3})")
 _C_ESCAPES = {"a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
-# Modes git writes for a regular file; 120000 (symlink) and 160000 (submodule) are refused.
+# Modes git writes for a regular file. Symlinks (120000) and submodules (160000) are refused.
 REGULAR_MODES = ("100644", "100755", "100664")
-
-
-@dataclass(slots=True)
-class Hunk:
-    header: str  # the @@ line as written, for messages
-    old_start: int
-    old_len: int
-    new_start: int
-    new_len: int
-    old: list[bytes]  # context + removed lines, each with its b"\n" unless at a missing EOF newline
-    new: list[bytes]  # context + added lines
-    lead: int  # leading context lines (shared by old and new)
-    trail: int  # trailing context lines
-    line_no: int  # 1-based line of the @@ header in the patch file
-
-    def reversed(self) -> Hunk:
-        return Hunk(self.header_reversed(), self.new_start, self.new_len, self.old_start, self.old_len,
-                    self.new, self.old, self.lead, self.trail, self.line_no)
-
-    def header_reversed(self) -> str:
-        return f"@@ -{self.new_start},{self.new_len} +{self.old_start},{self.old_len} @@ (reversed)"
-
-
-@dataclass(slots=True)
-class FileDiff:
-    old_path: str | None  # None: the file is created
-    new_path: str | None  # None: the file is deleted
-    old_mode: str | None
-    new_mode: str | None
-    hunks: list[Hunk] = field(default_factory=list)
-    line_no: int = 0
-
-    @property
-    def path(self) -> str:
-        return self.new_path or self.old_path or ""
-
-    @property
-    def is_rename(self) -> bool:
-        return self.old_path is not None and self.new_path is not None and self.old_path != self.new_path
-
-    def reversed(self) -> FileDiff:
-        return FileDiff(self.new_path, self.old_path, self.new_mode, self.old_mode,
-                        [h.reversed() for h in self.hunks], self.line_no)
+_S_IFMT, _S_IFREG = 0o170000, 0o100000
+NAME_MAX = 255  # bytes in one path component (Linux and macOS)
+_WS = b" \t\n\v\f\r"
+# Code points HFS+ ignores in names (git's is_hfs_dotgit): ".g\u200cit" is ".git" there.
+_HFS_IGNORED = dict.fromkeys([0x200C, 0x200D, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E,
+                              0x206A, 0x206B, 0x206C, 0x206D, 0x206E, 0x206F, 0xFEFF])
 
 
 @dataclass(frozen=True)
@@ -125,8 +95,9 @@ class Applied:
     fuzzed: tuple[tuple[str, int], ...] = ()  # (hunk header, context lines ignored)
 
 
+
 # --------------------------------------------------------------------------------------------
-# Parsing
+# Parsing, and the refusals that go further than git
 # --------------------------------------------------------------------------------------------
 
 
@@ -156,16 +127,19 @@ def unquote_path(text: str) -> str:
     return os.fsdecode(raw)
 
 
-def _strip_prefix(path: str) -> str:
-    # git's a/ b/ prefixes (and the mnemonic ones unidiff knows); `--no-prefix` diffs are not supported
-    # because a path such as "a/b.go" would be ambiguous.
-    if len(path) > 2 and path[1] == "/" and path[0] in "abciow12":
-        return path[2:]
-    raise PatchFormatError(f"diff path {path!r} has no a/ or b/ prefix")
+def _is_dotgit_alias(part: str) -> bool:
+    """``.git`` as any file system may spell it: any case; NTFS's short name ``git~1``; NTFS's
+    trailing dots and spaces and ``:stream`` suffix (git's is_ntfs_dotgit); HFS+'s ignored
+    code points (git's is_hfs_dotgit). git itself refuses the NTFS forms (core.protectNTFS)."""
+    name = part.split(":", 1)[0].split("\\", 1)[0].rstrip(". ").lower()
+    if name in (".git", "git~1"):
+        return True
+    folded = unicodedata.normalize("NFC", part.translate(_HFS_IGNORED)).lower()
+    return folded.rstrip(". ") == ".git"
 
 
 def safe_relpath(path: str, *, where: str) -> str:
-    """Refuse anything that could leave the tree or reach into .git; return the normal form."""
+    """Refuse anything that could leave the tree, reach into .git, or that git calls invalid."""
     problem = None
     if not path or "\0" in path:
         problem = "is empty or holds a NUL byte"
@@ -177,218 +151,51 @@ def safe_relpath(path: str, *, where: str) -> str:
             problem = "contains '..'"
         elif any(p in ("", ".") for p in parts):
             problem = "is not a normal relative path (empty or '.' component)"
-        elif any(p.lower() == ".git" for p in parts):
-            problem = "points into .git"
+        elif any(_is_dotgit_alias(p) for p in parts):
+            problem = "points into .git (or a name a file system treats as .git)"
+        elif any(len(os.fsencode(p)) > NAME_MAX for p in parts):
+            problem = f"has a component longer than {NAME_MAX} bytes"
     if problem:
         raise PatchFormatError(f"{where}: refusing path {path!r}: it {problem}.",
                                hint="patch paths must be relative to the GOROOT root (src/runtime/proc.go)")
     return path
 
 
+def _check_mode(mode: str | None, path: str, where: str) -> None:
+    if mode is None:
+        return
+    kind = int(mode, 8) & _S_IFMT
+    if kind not in (0, _S_IFREG):
+        what = {0o120000: "a symlink", 0o160000: "a submodule (gitlink)", 0o040000: "a directory"}.get(
+            kind, f"of mode {mode}")
+        raise PatchFormatError(f"{where}: {path} is {what}; gopatch only patches regular files.")
+
+
 def parse_diff(data: bytes, *, origin: str = "<diff>", first_line: int = 1) -> list[FileDiff]:
-    """Parse unified diff bytes (several files, git extended headers, no-newline markers).
+    """Parse a patch as `git apply` reads it, then refuse what gopatch never applies.
 
     ``origin`` and ``first_line`` (the line of ``data``'s start in its patch file) make every
-    error name the file and line. Raises PatchFormatError for anything malformed or unsupported.
+    error name the file and line. Raises PatchFormatError for anything malformed or refused.
     """
-    lines = io.BytesIO(data).readlines()
-    try:
-        ps = unidiff.PatchSet(lines, encoding="latin-1", metadata_only=True)
-    except UnidiffParseError as exc:
-        raise PatchFormatError(f"{origin}:{first_line + _fail_line(lines)}: malformed diff: {exc}") from None
-    if not ps:
-        raise PatchFormatError(f"{origin}:{first_line}: no diff found (expected `diff --git` or `---`/`+++` lines).")
-    files: list[FileDiff] = []
-    binary = []
-    for pf in ps:
-        at = first_line + (pf.diff_line_no or 1) - 1
-        where = f"{origin}:{at}"
-        if pf.is_binary_file:
-            binary.append(pf.path)
-            continue
-        info = [str(x) for x in (pf.patch_info or ())]
-        if any(x.startswith(("copy from ", "copy to ")) for x in info):
-            raise PatchFormatError(f"{where}: git copy entries are not supported ({pf.path}).")
-        for mode in (pf.source_mode, pf.target_mode):
-            if mode is not None and mode not in REGULAR_MODES:
-                kind = {"120000": "a symlink", "160000": "a submodule"}.get(mode, f"mode {mode}")
-                raise PatchFormatError(f"{where}: {pf.path} is {kind}; gopatch only patches regular files.")
-        old = None if pf.source_file == DEV_NULL else unquote_path(pf.source_file)
-        new = None if pf.target_file == DEV_NULL else unquote_path(pf.target_file)
-        try:
-            old = None if old is None else safe_relpath(_strip_prefix(old), where=where)
-            new = None if new is None else safe_relpath(_strip_prefix(new), where=where)
-        except PatchFormatError as exc:
-            if exc.message.startswith(where):
-                raise
-            raise PatchFormatError(f"{where}: {exc.message}") from None
-        if old is None and new is None:
-            raise PatchFormatError(f"{where}: both sides of the diff are /dev/null.")
-        old_mode = None if old is None else pf.source_mode
-        new_mode = None if new is None else pf.target_mode
-        fd = FileDiff(old, new, old_mode, new_mode, line_no=at)
-        fd.hunks = _slice_hunks(lines, pf, origin, first_line)
-        if not fd.hunks and old is not None and new is not None and old == new and old_mode == new_mode:
-            continue  # a header without any change (e.g. only an index line)
-        files.append(fd)
-    if binary:
-        raise PatchFormatError(
-            f"{origin}: binary patches are not supported; the diff changes binary file(s): "
-            + ", ".join(binary[:10]) + (f" and {len(binary) - 10} more" if len(binary) > 10 else ""),
-            hint="leave binary files out of the patch (they are test data in the Go tree)",
-        )
-    seen: set[str] = set()
+    files = read_sections(data, origin=origin, first_line=first_line)
     for fd in files:
-        for p in {fd.old_path, fd.new_path} - {None}:
-            if p in seen:
-                raise PatchFormatError(f"{origin}:{fd.line_no}: {p} appears twice in one diff.")
-            seen.add(p)  # type: ignore[arg-type]
+        where = f"{origin}:{fd.line_no}"
+        for p in (fd.old_path, fd.new_path):
+            if p is not None:
+                safe_relpath(p, where=where)
+        _check_mode(fd.old_mode, fd.old_path or fd.path, where)
+        _check_mode(fd.new_mode, fd.path, where)
+        for h in fd.hunks:
+            # git places a hunk without any context line at the end of the file (it must "match
+            # at the end" when there is no trailing context): a `git diff -U0` hunk lands in the
+            # wrong place without an error. Refuse instead; old start 0/1 is anchored at the
+            # beginning and the end, so it is safe.
+            if h.lead == 0 and h.trail == 0 and h.old_start > 1:
+                raise PatchFormatError(
+                    f"{origin}:{h.line_no}: hunk {h.header} of {fd.path} has no context lines; git apply "
+                    "would put it at the end of the file, so gopatch refuses it.",
+                    hint="regenerate the patch with context (git diff -U3 / git format-patch)")
     return files
-
-
-def _fail_line(lines: list[bytes]) -> int:
-    """0-based line where unidiff gave up: re-run it on a counting iterator (error path only)."""
-    count = 0
-
-    def counted():
-        nonlocal count
-        for line in lines:
-            count += 1
-            yield line
-
-    with contextlib.suppress(UnidiffParseError):
-        unidiff.PatchSet(counted(), encoding="latin-1", metadata_only=True)
-    return max(count - 1, 0)
-
-
-def _slice_hunks(lines: list[bytes], pf, origin: str, first_line: int) -> list[Hunk]:
-    """Cut the hunk bodies of one file out of ``lines``; unidiff already checked their counts."""
-    hunks: list[Hunk] = []
-    i = (pf.diff_line_no or 1) - 1
-    n = len(lines)
-    for meta in pf:
-        while i < n and not lines[i].startswith(b"@@ -"):
-            i += 1
-        if i >= n:  # unidiff found a hunk we cannot: never silently drop it
-            raise PatchFormatError(f"{origin}: cannot locate hunk {meta!r} of {pf.path}.")
-        header_line = i
-        header = lines[i].rstrip(b"\r\n").decode("latin-1")
-        m = _HUNK_RE.match(lines[i])
-        if not m:
-            raise PatchFormatError(f"{origin}:{first_line + i}: malformed hunk header {header!r}.")
-        i += 1
-        fast = _fast_body(lines, i, meta.source_length, meta.target_length)
-        if fast is not None:
-            old, new, lead, trail, i = fast
-        else:
-            old, new, lead, trail, i = _slow_body(lines, i, meta.source_length, meta.target_length,
-                                                  origin, first_line, header_line, header)
-        if i < n and _stray(lines[i]):
-            raise PatchFormatError(f"{origin}:{first_line + i}: line {lines[i][:60]!r} follows hunk {header} "
-                                   "although the hunk's line counts are complete (wrong counts in the @@ line?).")
-        hunks.append(Hunk(header, meta.source_start, meta.source_length, meta.target_start,
-                          meta.target_length, old, new, lead, trail, first_line + header_line))
-    return hunks
-
-
-def _stray(line: bytes) -> bool:
-    """A hunk line right after a complete hunk: its header's counts are wrong. unidiff would
-    silently take it for commentary, and the change it carries would be lost."""
-    c = line[:1]
-    if c == b"+" or c == b" ":
-        return True
-    # "--- a/x" starts the next file of a plain diff; "-- " is format-patch's signature line.
-    return c == b"-" and not line.startswith(b"--- ") and line != b"-- \n"
-
-
-def _fast_body(lines: list[bytes], i: int, need_old: int, need_new: int):
-    """The common hunk (only ' ', '-', '+' lines, no end-of-file marker) with list comprehensions:
-    this halves the time to slice a 40 MB diff. None means: take the careful path."""
-    j, n = i, len(lines)
-    while (need_old > 0 or need_new > 0) and j < n:
-        c = lines[j][0]
-        if c == 32:
-            need_old -= 1
-            need_new -= 1
-        elif c == 45:
-            need_old -= 1
-        elif c == 43:
-            need_new -= 1
-        else:
-            return None
-        j += 1
-    if need_old or need_new or (j < n and lines[j][:1] == b"\\"):
-        return None
-    body = lines[i:j]
-    old = [line[1:] for line in body if line[0] != 43]
-    new = [line[1:] for line in body if line[0] != 45]
-    lead = 0
-    while lead < len(body) and body[lead][0] == 32:
-        lead += 1
-    trail = 0
-    while trail < len(body) - lead and body[-1 - trail][0] == 32:
-        trail += 1
-    return old, new, lead, trail, j
-
-
-def _slow_body(lines: list[bytes], i: int, need_old: int, need_new: int, origin: str, first_line: int,
-               header_line: int, header: str):
-    """Any hunk: empty context lines, ``\\ No newline at end of file`` markers, truncation."""
-    n = len(lines)
-    old: list[bytes] = []
-    new: list[bytes] = []
-    kinds: list[int] = []  # 0 context, 1 removed, 2 added
-    while (need_old or need_new) and i < n:
-        line = lines[i]
-        c = line[:1]
-        if c == b" ":
-            old.append(line[1:])
-            new.append(line[1:])
-            kinds.append(0)
-            need_old -= 1
-            need_new -= 1
-        elif c == b"-":
-            old.append(line[1:])
-            kinds.append(1)
-            need_old -= 1
-        elif c == b"+":
-            new.append(line[1:])
-            kinds.append(2)
-            need_new -= 1
-        elif c == b"\\":
-            _no_newline(old, new, kinds)
-        elif line in (b"\n", b"\r\n"):  # an empty context line whose space was stripped
-            old.append(line)
-            new.append(line)
-            kinds.append(0)
-            need_old -= 1
-            need_new -= 1
-        else:
-            raise PatchFormatError(f"{origin}:{first_line + i}: expected a hunk line, found {line[:60]!r}.")
-        i += 1
-    if need_old or need_new:
-        raise PatchFormatError(f"{origin}:{first_line + header_line}: hunk {header} is truncated.")
-    if i < n and lines[i].startswith(b"\\"):
-        _no_newline(old, new, kinds)
-        i += 1
-    lead = 0
-    while lead < len(kinds) and kinds[lead] == 0:
-        lead += 1
-    trail = 0
-    while trail < len(kinds) - lead and kinds[-1 - trail] == 0:
-        trail += 1
-    return old, new, lead, trail, i
-
-
-def _no_newline(old: list[bytes], new: list[bytes], kinds: list[int]) -> None:
-    """``\\ No newline at end of file`` refers to the line just before it."""
-    if not kinds:
-        return
-    k = kinds[-1]
-    if k in (0, 1) and old and old[-1].endswith(b"\n"):
-        old[-1] = old[-1][:-1]
-    if k in (0, 2) and new and new[-1].endswith(b"\n"):
-        new[-1] = new[-1][:-1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,9 +211,9 @@ def split_lines(data: bytes) -> list[bytes]:
 def apply_file(fd: FileDiff, old: bytes | None, *, fuzz: int = 0, allow_offset: bool = True) -> Applied:
     """New bytes of ``fd``'s file given its old bytes (None = the file does not exist).
 
-    Each hunk is tried at its recorded place first, then at the nearest offset (searching outward,
-    never before the end of the previous hunk, as GNU patch and git apply do); only when that
-    fails, and ``fuzz`` > 0, with up to ``fuzz`` context lines dropped at each edge.
+    ``fuzz`` > 0 lets a hunk drop up to that many context lines at each edge when it fits
+    nowhere whole (git apply -C); ``allow_offset=False`` tries each hunk only where its header
+    says (gopatch's "does it fit exactly?" question, which git has no option for).
     """
     path = fd.path
     if fd.old_path is None:
@@ -415,94 +222,160 @@ def apply_file(fd: FileDiff, old: bytes | None, *, fuzz: int = 0, allow_offset: 
         old = b""
     elif old is None:
         raise Misfit(fd.old_path, "changes a file that does not exist")
-    lines = split_lines(old)
-    out: list[bytes] = []
-    pos = 0  # first line of `lines` not yet copied to `out`
-    shift = 0  # how far earlier hunks landed from their headers
+    if fd.is_binary:
+        return Applied(_apply_binary(fd, old))
+    img = split_lines(old)
+    flags = bytearray(len(img))  # 1 = written by an earlier hunk: never matched again
     offsets: list[tuple[str, int]] = []
     fuzzed: list[tuple[str, int]] = []
     for h in fd.hunks:
-        found = None
-        for f in range(0, fuzz + 1):
-            hh = _drop_context(h, f) if f else h
-            if hh is None:
-                break
-            at = _locate(lines, hh, pos, shift, allow_offset=allow_offset, anchored=(f == 0))
-            if at is not None:
-                found = (at, hh, f)
-                break
-        if found is None:
-            at = _closest(lines, h, pos)
-            actual = tuple(lines[at:at + len(h.old)]) if at is not None else ()
+        placed = _place(img, flags, h, fuzz=fuzz, allow_offset=allow_offset)
+        if placed is None:
+            if fd.new_path is None:
+                lines = len(img)
+                if lines != len(h.old):
+                    raise Misfit(path, f"deletes the file, but {abs(lines - len(h.old))} line(s) would remain "
+                                 "or are missing (the file differs from what the patch deletes)", hunk=h)
+            at = _closest(img, h, 0)
+            actual = tuple(img[at:at + len(h.old)]) if at is not None else ()
             raise Misfit(path, "does not apply", hunk=h, at=at, actual=actual)
-        at, hh, f = found
-        delta = at - _expected(hh)
-        if delta:
-            offsets.append((h.header, delta))
-        if f:
-            fuzzed.append((h.header, f))
-        shift = delta
-        out.extend(lines[pos:at])
-        out.extend(hh.new)
-        pos = at + len(hh.old)
-    out.extend(lines[pos:])
-    data = b"".join(out)
+        at, pre, post, pos, dropped = placed
+        if at != pos:
+            offsets.append((h.header, at - pos))
+        if dropped:
+            fuzzed.append((h.header, dropped))
+        img[at:at + len(pre)] = post
+        flags[at:at + len(pre)] = b"\x01" * len(post)
+    data = b"".join(img)
     if fd.new_path is None and data:
         raise Misfit(path, f"deletes the file, but {len(split_lines(data))} line(s) would remain")
-    # A line without its newline may only ever be the last one: anything else means the hunks
-    # disagree with the file about where it ends.
-    # (No element holds a newline except at its end, so counting them checks all lines at once.)
-    if data.count(b"\n") != len(out) - (0 if not data or data.endswith(b"\n") else 1):
-        raise Misfit(path, "would put text after a line that has no newline (end of file mismatch)")
     return Applied(data, tuple(offsets), tuple(fuzzed))
 
 
-def _expected(h: Hunk) -> int:
-    """0-based index where the hunk's old lines start according to its header."""
-    if h.old_len == 0:
-        return h.old_start  # "-N,0" means: insert after line N
-    return max(h.old_start - 1, 0)
+def _apply_binary(fd: FileDiff, old: bytes) -> bytes:
+    """apply.c ``apply_binary``: the ids on the index line must be complete; the old bytes must
+    be the ones the patch was made from; the result must be the blob the patch names."""
+    name = fd.old_path or fd.new_path or ""
+    full = re.compile(r"^[0-9a-f]{40}$")
+    if not (full.match(fd.old_oid) and full.match(fd.new_oid)):
+        raise Misfit(name, "is a binary patch without the full index line; regenerate it with "
+                     "`git diff --binary` (or `git format-patch --binary`)")
+    if fd.old_path is not None:
+        have = binpatch.blob_id(old)
+        if have != fd.old_oid:
+            raise Misfit(name, f"is a binary patch for blob {fd.old_oid[:12]}, but the file is {have[:12]}")
+    elif old:
+        raise Misfit(name, "is a binary patch that creates the file, but it is not empty")
+    if fd.new_oid == binpatch.NULL_OID:
+        return b""
+    if not fd.binary:
+        raise Misfit(name, "is a binary change without its data (`Binary files ... differ`, or a binary "
+                     "patch without a reverse hunk); regenerate it with `git diff --binary`")
+    hunk = fd.binary[0]
+    if hunk.method == "literal":
+        result = hunk.data
+    else:
+        try:
+            result = binpatch.apply_delta(old, hunk.data)
+        except binpatch.DeltaError as exc:
+            raise Misfit(name, f"binary delta does not apply: {exc}") from None
+    if binpatch.blob_id(result) != fd.new_oid:
+        raise Misfit(name, f"binary patch creates an incorrect result (expected blob {fd.new_oid[:12]})")
+    return result
 
 
-def _drop_context(h: Hunk, f: int) -> Hunk | None:
-    lead, trail = min(f, h.lead), min(f, h.trail)
-    if lead == 0 and trail == 0:
-        return None
-    end_old = len(h.old) - trail
-    end_new = len(h.new) - trail
-    return replace(h, old=h.old[lead:end_old], new=h.new[lead:end_new], old_start=h.old_start + lead,
-                   lead=h.lead - lead, trail=h.trail - trail)
+def _place(img: list[bytes], flags: bytearray, h: Hunk, *, fuzz: int, allow_offset: bool):
+    """apply.c ``apply_one_fragment``'s search: (line, pre, post, wanted line, context dropped)
+    or None."""
+    pre, post = h.old, h.new
+    leading, trailing = h.lead, h.trail
+    # `git apply -C<n>`: at least n context lines must match; gopatch's fuzz F drops up to F.
+    p_context = max(h.lead, h.trail) - fuzz if fuzz > 0 else None
+    match_beginning = h.old_start in (0, 1)
+    match_end = trailing == 0
+    pos = h.new_start - 1 if h.new_start else 0
+    while True:
+        at = _find_pos(img, flags, pre, pos, match_beginning, match_end, allow_offset)
+        if at is not None:
+            return at, pre, post, pos, max(h.lead - leading, h.trail - trailing)
+        if p_context is None or (leading <= p_context and trailing <= p_context):
+            return None
+        if match_beginning or match_end:
+            match_beginning = match_end = False
+            continue
+        if leading >= trailing:
+            pre, post = pre[1:], post[1:]
+            pos -= 1
+            leading -= 1
+        if trailing > leading:
+            pre, post = pre[:-1], post[:-1]
+            trailing -= 1
 
 
-def _locate(lines: Sequence[bytes], h: Hunk, lo: int, shift: int, *, allow_offset: bool,
-            anchored: bool) -> int | None:
-    n = len(h.old)
-    hi = len(lines) - n  # last possible start
-    want = _expected(h) + shift
-    # A hunk with less context on one side than the other was cut short by the start or the end
-    # of the file (git apply's match_beginning/match_end): it must fit there and nowhere else.
-    if anchored and h.lead < h.trail:
-        return 0 if lo == 0 and _fits(lines, h.old, 0) else None
-    if anchored and h.trail < h.lead:
-        return hi if hi >= lo and _fits(lines, h.old, hi) else None
-    if hi < lo:
-        return None
-    want = min(max(want, lo), hi)
-    if _fits(lines, h.old, want):
-        return want
-    if not allow_offset:
-        return None
-    first = h.old[0] if n else None
-    for d in range(1, max(want - lo, hi - want) + 1):
-        for at in (want - d, want + d):
-            if lo <= at <= hi and (first is None or lines[at] == first) and _fits(lines, h.old, at):
+def _find_pos(img: list[bytes], flags: bytearray, pre: list[bytes], line: int, match_beginning: bool,
+              match_end: bool, allow_offset: bool) -> int | None:
+    """apply.c ``find_pos``: the line itself, then one forwards, one backwards, two forwards..."""
+    nr, n = len(img), len(pre)
+    if match_beginning:
+        line = 0
+    elif match_end:
+        line = nr - n
+    if line < 0 or line > nr:  # git compares as unsigned: a negative line is past the end too
+        line = nr
+    if match_beginning or match_end or not allow_offset:
+        # Only one line can satisfy an anchored hunk (git walks the whole file to find it).
+        if match_beginning and match_end:
+            return 0 if n == nr and _match(img, flags, pre, 0, True) else None
+        if match_end:
+            at = nr - n
+            return at if at >= 0 and _match(img, flags, pre, at, True) else None
+        if match_beginning:
+            return 0 if _match(img, flags, pre, 0, False) else None
+        return line if _match(img, flags, pre, line, False) else None
+    first = pre[0] if n and pre[0].endswith(b"\n") else None
+    hi = nr - n
+    for d in range(0, max(line, nr - line) + 1):
+        for at in ((line,) if d == 0 else (line + d, line - d)):
+            if 0 <= at <= hi and (first is None or img[at] == first) and _match(img, flags, pre, at, False):
                 return at
     return None
 
 
-def _fits(lines: Sequence[bytes], old: list[bytes], at: int) -> bool:
-    n = len(old)
-    return lines[at:at + n] == old
+def _match(img: list[bytes], flags: bytearray, pre: list[bytes], cur: int, match_end: bool) -> bool:
+    """apply.c ``match_fragment`` without whitespace options: the preimage's bytes must be the
+    image's bytes at ``cur``. (git compares the bytes of the whole preimage, so a last preimage
+    line without its newline also matches a line that has one, unless the hunk must end the file.)"""
+    n = len(pre)
+    if cur + n > len(img) or (match_end and cur + n != len(img)):
+        return False
+    if not n:
+        return True
+    if 1 in flags[cur:cur + n]:
+        return False
+    if all(x.endswith(b"\n") for x in pre[:-1]):
+        if img[cur:cur + n - 1] != pre[:-1]:
+            return False
+        have, want = img[cur + n - 1], pre[-1]
+        if have == want:
+            return True
+        return (not match_end and not want.endswith(b"\n") and have.startswith(want)
+                and all(c in _WS for c in have[len(want):]))
+    # A newline missing in the middle of the preimage (a "\\ No newline" line inside a hunk):
+    # compare as git does, the bytes of the preimage against the bytes from ``cur`` on.
+    whole = b"".join(pre)
+    rest = b"".join(img[cur:])
+    if match_end and len(whole) != len(rest):
+        return False
+    return rest.startswith(whole) and all(_hash(a) == _hash(b) for a, b in zip(pre, img[cur:cur + n], strict=True))
+
+
+def _hash(line: bytes) -> int:
+    """apply.c ``hash_line``: white space does not count; kept to 24 bits."""
+    h = 0
+    for c in line:
+        if c not in _WS:
+            h = (h * 3 + c) & 0xFFFFFFFF
+    return h & 0xFFFFFF
 
 
 def _closest(lines: Sequence[bytes], h: Hunk, lo: int) -> int | None:
@@ -521,3 +394,10 @@ def _closest(lines: Sequence[bytes], h: Hunk, lo: int) -> int | None:
         if score > best_score or (score == best_score and best is not None and abs(at - want) < abs(best - want)):
             best, best_score = at, score
     return best if best_score > 0 else want
+
+
+def _expected(h: Hunk) -> int:
+    """0-based index where the hunk's old lines start according to its header."""
+    if h.old_len == 0:
+        return h.old_start  # "-N,0" means: insert after line N
+    return max(h.old_start - 1, 0)

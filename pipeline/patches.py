@@ -227,26 +227,59 @@ class Overlay:
         return {p: s for p, s in self.changes.items() if s != self.original.get(p)}
 
 
+_GONE = "gone"  # apply.c's PATH_WAS_DELETED: an earlier section deleted or renamed the path away
+_GOING = "going"  # PATH_TO_BE_DELETED: a later section deletes or renames it away
+
+
 def apply_files(overlay: Overlay, files: Sequence[FileDiff], *, fuzz: int = 0,
                 allow_offset: bool = True, moves: list[tuple[str, str, int, int]] | None = None,
                 ) -> tuple[dict[str, State], list[str]]:
-    """All files of one diff against ``overlay`` -> (changes, notes). Raises Misfit; ``overlay``
-    itself is not touched, so a misfit in the last file leaves no trace of the first.
+    """All sections of one diff against ``overlay`` -> (changes, notes). Raises Misfit;
+    ``overlay`` itself is not touched, so a misfit in the last file leaves no trace of the first.
+
+    The sections are checked and combined as apply.c's ``check_patch_list`` and
+    ``write_out_results`` do: a section for a path that an earlier section of the same diff
+    changed starts from that section's result; renames and copies read the tree as it was
+    before the diff; a path may be created where a section of the same diff deletes or renames
+    a file away; and the tree is written in two phases, every removal before every write.
     ``moves``, when given, receives (file, hunk header, offset, fuzz) of every hunk that did not
     fit exactly at its recorded line (for reports that need the numbers, not the sentences)."""
-    local: dict[str, State] = {}
-
-    def get(path: str) -> State:
-        return local[path] if path in local else overlay.get(path)
-
+    table: dict[str, object] = {}
+    for fd in files:
+        if fd.old_path is not None and (fd.new_path is None or fd.is_rename):
+            table[fd.old_path] = _GOING
+    results: list[tuple[FileDiff, bytes, str]] = []
     notes: list[str] = []
     for fd in files:
-        old = get(fd.old_path) if fd.old_path else None
-        if fd.old_path is not None and old is None:
-            raise Misfit(fd.old_path, "changes a file that does not exist in the tree")
-        if fd.new_path is not None and fd.new_path != fd.old_path and get(fd.new_path) is not None:
-            raise Misfit(fd.new_path, "creates a file that already exists in the tree")
-        result = hunks.apply_file(fd, old.data if old else None, fuzz=fuzz, allow_offset=allow_offset)
+        old_path = fd.old_path
+        is_new = fd.is_new
+        data: bytes | None = None
+        st_mode = None
+        if old_path is not None:
+            previous = None if (fd.is_copy or fd.is_rename) else table.get(old_path)
+            if previous is _GONE:
+                raise Misfit(old_path, "was renamed or deleted by an earlier section of the same diff")
+            if isinstance(previous, tuple):  # (data, mode) written by an earlier section
+                data, st_mode = previous
+            else:
+                state = overlay.get(old_path)
+                if state is None:
+                    if is_new is None:  # a traditional diff of an empty file: it creates one
+                        is_new, old_path = True, None
+                    else:
+                        raise Misfit(old_path, "changes a file that does not exist in the tree")
+                else:
+                    data, st_mode = state.data, state.mode
+        new_path = fd.new_path
+        ok_if_exists = table.get(new_path) in (_GONE, _GOING) if new_path else False
+        creates = new_path is not None and (is_new or fd.is_rename or fd.is_copy)
+        if creates and not ok_if_exists and overlay.get(new_path) is not None:  # type: ignore[arg-type]
+            raise Misfit(new_path, "creates a file that already exists in the tree")
+        new_mode = fd.new_mode or (st_mode if not is_new else None) or "100644"
+        effective = fd if old_path is not None or fd.old_path is None else FileDiff(
+            None, fd.new_path, None, fd.new_mode, fd.hunks, fd.line_no, is_new=True, is_delete=False)
+        result = hunks.apply_file(effective, data if old_path is not None else None, fuzz=fuzz,
+                                  allow_offset=allow_offset)
         for header, delta in result.offsets:
             notes.append(f"{fd.path}: hunk {header} applied at offset {delta:+d} line(s)")
         for header, f in result.fuzzed:
@@ -257,11 +290,21 @@ def apply_files(overlay: Overlay, files: Sequence[FileDiff], *, fuzz: int = 0,
             for h in fd.hunks:
                 if h.header in offsets or h.header in fuzzed:
                     moves.append((fd.path, h.header, offsets.get(h.header, 0), fuzzed.get(h.header, 0)))
-        if fd.old_path is not None and fd.old_path != fd.new_path:
+        mode = "100755" if int(new_mode, 8) & 0o100 else "100644"
+        results.append((fd if old_path is not None or fd.old_path is None else effective, result.data, mode))
+        if new_path is not None:
+            table[new_path] = (result.data, mode)
+        if old_path is not None and (new_path is None or fd.is_rename):
+            table[old_path] = _GONE
+    # write_out_results: phase 0 removes (deletions, the old side of renames and of changes),
+    # phase 1 writes (creations, copies, renames, changes), each in diff order.
+    local: dict[str, State] = {}
+    for fd, _, _ in results:
+        if fd.old_path is not None and not fd.is_copy:
             local[fd.old_path] = None
+    for fd, data, mode in results:
         if fd.new_path is not None:
-            mode = fd.new_mode or (old.mode if old else "100644")
-            local[fd.new_path] = FileState(result.data, "100755" if mode == "100755" else "100644")
+            local[fd.new_path] = FileState(data, mode)
     return local, notes
 
 

@@ -106,11 +106,56 @@ def test_new_and_deleted_files(tmp_path):
         apply_file(rm, None)
 
 
-def test_text_after_a_last_line_without_newline_is_a_misfit():
-    fd = one(b"--- a/src/x.go\n+++ b/src/x.go\n@@ -2,0 +3 @@\n+c\n")
-    with pytest.raises(Misfit, match="no newline"):
-        apply_file(fd, b"a\nb")
-    assert apply_file(fd, b"a\nb\n").data == b"a\nb\nc\n"
+def test_a_hunk_without_context_is_refused_where_git_would_put_it_at_the_end():
+    # `git diff -U0` hunk: plain `git apply` must match a hunk without trailing context at the
+    # end of the file, so it appends "c" after the last line instead of after line 2.
+    with pytest.raises(PatchFormatError, match="no context lines") as exc:
+        parse_diff(b"--- a/src/x.go\n+++ b/src/x.go\n@@ -2,0 +3 @@\n+c\n")
+    assert "-U3" in (exc.value.hint or "")
+    # At the start of the file a context-free hunk is anchored at both ends: whole-file rewrite.
+    fd = one(b"--- a/src/x.go\n+++ b/src/x.go\n@@ -1,2 +1 @@\n-a\n-b\n+c\n")
+    assert apply_file(fd, b"a\nb\n").data == b"c\n"
+    with pytest.raises(Misfit):
+        apply_file(fd, b"a\nb\nmore\n")
+
+
+def test_several_sections_for_one_file_apply_in_order():
+    # golang-fips creates a file in one section and edits it in a later one of the same patch.
+    from pipeline.patches import FileState, Overlay, apply_files
+
+    diff = (b"diff --git a/src/n.go b/src/n.go\nnew file mode 100644\n--- /dev/null\n+++ b/src/n.go\n"
+            b"@@ -0,0 +1,2 @@\n+package n\n+var a = 1\n"
+            b"diff --git a/src/n.go b/src/n.go\n--- a/src/n.go\n+++ b/src/n.go\n@@ -1,2 +1,3 @@\n"
+            b" package n\n var a = 1\n+var b = 2\n")
+    files = parse_diff(diff)
+    changes, _ = apply_files(Overlay(lambda rel: None), files)
+    assert changes == {"src/n.go": FileState(b"package n\nvar a = 1\nvar b = 2\n", "100644")}
+
+
+def test_copy_and_rename_headers_name_the_files():
+    from pipeline.patches import FileState, Overlay, apply_files
+
+    tree = {"src/x.go": FileState(b"x\n", "100755")}
+    copy = parse_diff(b"diff --git a/src/x.go b/src/y.go\nsimilarity index 100%\ncopy from src/x.go\n"
+                      b"copy to src/y.go\n")
+    changes, _ = apply_files(Overlay(tree.get), copy)
+    assert changes == {"src/y.go": FileState(b"x\n", "100755")}
+    # The names come from rename from/to, not from the `diff --git` line.
+    ren = parse_diff(b"diff --git a/src/x.go b/src/x.go\nsimilarity index 100%\nrename from src/x.go\n"
+                     b"rename to src/z.go\n")
+    changes, _ = apply_files(Overlay(tree.get), ren)
+    assert changes == {"src/x.go": None, "src/z.go": FileState(b"x\n", "100755")}
+
+
+def test_binary_change_without_data_is_a_misfit_that_says_how_to_regenerate():
+    fd = one(b"diff --git a/bin/go b/bin/go\nindex 1..2 100755\nBinary files a/bin/go and b/bin/go differ\n")
+    with pytest.raises(Misfit, match="--binary"):
+        apply_file(fd, b"\x7fELF")
+
+
+def test_absolute_traditional_name_is_taken_relative_as_git_does():
+    fd = one(b"--- /etc/passwd\n+++ /etc/passwd\n@@ -1 +1 @@\n-a\n+b\n")
+    assert fd.old_path == fd.new_path == "etc/passwd"
 
 
 def test_misfit_points_at_the_closest_place(tmp_path):
@@ -147,14 +192,17 @@ BAD = [
     (b"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n a\n-b\n", "shorter than expected"),
     (b"--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n+c\n", "wrong counts"),
     (b"--- a/../../etc/passwd\n+++ b/../../etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", "contains '..'"),
-    (b"--- /etc/passwd\n+++ /etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", "a/ or b/ prefix"),
     (b"--- a//etc/passwd\n+++ b//etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", "is absolute"),
     (b"--- a/.git/config\n+++ b/.git/config\n@@ -1 +1 @@\n-a\n+b\n", "into .git"),
-    (b"--- a/src/x\n+++ b/src/x\n@@ -1 +1 @@\n-a\n+b\n--- a/src/x\n+++ b/src/x\n@@ -1 +1 @@\n-b\n+c\n", "twice"),
-    (b"diff --git a/bin/go b/bin/go\nindex 1..2 100755\nBinary files a/bin/go and b/bin/go differ\n", "binary patches"),
-    (b"diff --git a/x b/y\ncopy from x\ncopy to y\n", "copy"),
     (b"diff --git a/l b/l\nnew file mode 120000\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+/etc\n", "symlink"),
     (b"just some text\n", "no diff found"),
+    (b"diff --git a/x b/x\nindex 1..2 100644\n--- a/x\n+++ b/x\n", "only garbage"),
+    (b"--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n a\n-b\n+c\n@@ -7 +7 @@\n", "corrupt patch"),
+    (b"--- a/.GIT/config\n+++ b/.GIT/config\n@@ -1 +1 @@\n-a\n+b\n", "into .git"),
+    (b"--- a/src/git~1/x\n+++ b/src/git~1/x\n@@ -1 +1 @@\n-a\n+b\n", "into .git"),
+    (b"--- a/.git. /x\n+++ b/.git. /x\n@@ -1 +1 @@\n-a\n+b\n", "into .git"),
+    (b"--- a/" + b"x" * 300 + b"\n+++ b/" + b"x" * 300 + b"\n@@ -1 +1 @@\n-a\n+b\n", "longer than 255"),
+    (b"diff --git a/x b/x\nnew file mode 100644\ndeleted file mode 100644\n", "inconsistent header"),
     (b"--- a/x\n+++ b/x\n@@ -1 +1 @@\n?garbage\n", "Hunk diff line expected"),
 ]
 
