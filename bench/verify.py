@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from pipeline.config import Target, load_options
+from pipeline.headbuild import head_toolchain
 from pipeline.verify.asm import packages_for
 from pipeline.verify.claims import load_claims
 from pipeline.verify.goenv import go_env, host_target
@@ -49,8 +50,9 @@ def naive_peer(args: argparse.Namespace, real_cache: Path) -> float:
     opts = load_options(env={k: v for k, v in os.environ.items() if k != "GOPATCH_CACHE_DIR"},
                         overrides={"patches.series": (args.series, "--series")} if args.series else None)
     claims = load_claims(opts.series_dir)
-    tc = resolve(target=Target.parse(args.target), toolchain=Path(args.toolchain) if args.toolchain else None,
-                 out_dir=opts.build.out, cache_dir=real_cache)
+    target = Target.parse(args.target)
+    tc = resolve(target=target, toolchain=Path(args.toolchain) if args.toolchain else head_toolchain(opts, target),
+                 cache_dir=real_cache)
     pkgs = packages_for(claims)
     t0 = time.monotonic()
     for root in (tc.vanilla, tc.compiler):

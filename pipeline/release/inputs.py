@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import BUILD_JSON
-from ..build import SourceInfo, source_info
+from ..build import SourceInfo
 from ..config import Options, Target
 from ..errors import EnvironmentProblem, VerificationFailed
-from ..stamp import stamped_version
-from ..tree import GoTree, open_tree
+from ..headbuild import artifact_dir, head_version
+from ..tree import GoTree
 from . import gate
 from .checksums import archive_name, sha256_file, source_archive_name
 
@@ -41,14 +41,6 @@ class ReleaseInputs:
     series_dir: Path
     patches: list[dict[str, str]]  # name, sha256 of the patch file, subject, commit
     targets: tuple[TargetInput, ...]
-
-
-def head_version(opts: Options) -> tuple[GoTree, SourceInfo, str]:
-    tree = open_tree(opts.source.dir)
-    src = source_info(tree)
-    version = stamped_version(src.release, label=opts.build.version_suffix, patches=len(src.patches),
-                              tree_hash=src.tree_hash)
-    return tree, src, version
 
 
 def _patches(src: SourceInfo, series_dir: Path) -> list[dict[str, str]]:
@@ -79,7 +71,7 @@ def collect(opts: Options, targets: tuple[Target, ...], *, skip_verify: bool) ->
     found: list[TargetInput] = []
     unverified: list[str] = []
     for target in targets:
-        d = Path(opts.build.out) / version / target.slug
+        _, d = artifact_dir(opts, target)
         try:
             build = json.loads((d / BUILD_JSON).read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import Options, Target
 from ..errors import VerificationFailed
+from ..headbuild import head_toolchain
 from . import asm, ast, behavior, stability, version
 from .claims import Claim, load_claims
 from .model import FAIL, LayerResult, Report
@@ -77,6 +78,7 @@ def verify(
         selected.append("stability")
     if soak:
         stability.parse_duration(soak)  # a bad --soak is a usage error before minutes of work
-    tc = resolve(target=target, toolchain=toolchain, out_dir=opts.build.out, cache_dir=opts.cache.dir,
+    # Without --toolchain: the build of the checkout's HEAD, resolved as release resolves it.
+    tc = resolve(target=target, toolchain=toolchain or head_toolchain(opts, target), cache_dir=opts.cache.dir,
                  source_files=[f for c in claims for f in c.files], log=log)
     return run_layers(tc, claims, opts, layers=selected, soak=soak, log=log)

@@ -34,17 +34,6 @@ def release_of(version: str) -> str:
     return f"go{m.group(1)}"
 
 
-def find_artifact(out_dir: Path, target: Target) -> Path:
-    """The newest out/<version>/<goos>_<goarch>/go that the build stage produced."""
-    candidates = [p for p in out_dir.glob(f"*/{target.slug}/go") if (p / "VERSION").is_file()]
-    if not candidates:
-        raise EnvironmentProblem(
-            f"no built toolchain for {target} under {out_dir} (looked for {out_dir}/<version>/{target.slug}/go).",
-            hint=f"run `gopatch build --target {target}` first, or pass --toolchain DIR",
-        )
-    return max(candidates, key=lambda p: (p / "VERSION").stat().st_mtime)
-
-
 def _digest(root: Path, files: Iterable[str]) -> str:
     h = hashlib.sha256()
     for f in sorted(files):
@@ -79,13 +68,12 @@ def host_twin(patched: Path, version: str) -> Path | None:
 def resolve(
     *,
     target: Target,
-    toolchain: Path | None,
-    out_dir: Path,
+    toolchain: Path,
     cache_dir: Path,
     source_files: Iterable[str] = (),
     log: Callable[[str], None] | None = None,
 ) -> Toolchains:
-    patched = Path(toolchain).absolute() if toolchain else find_artifact(out_dir, target)
+    patched = Path(toolchain).absolute()
     if not (patched / "VERSION").is_file() or not (patched / "src").is_dir():
         raise UsageError(f"--toolchain {patched} is not a Go toolchain directory (a GOROOT with VERSION and src/).")
     version = gobin.read_version(patched)

@@ -167,12 +167,28 @@ def fake_goroot(path: Path, version: str, *, host_tools: bool) -> Path:
     return path
 
 
-def test_default_toolchain_is_the_newest_build_for_the_target(tmp_path):
+def test_default_toolchain_is_the_build_of_head_not_the_newest(tmp_path):
+    # Regression: verify used to take max(VERSION mtime) among out/*/<target>/go. Every distpack
+    # VERSION carries the same mtime, so with two builds in out/ it verified an arbitrary one,
+    # while release took HEAD's. Both now ask headbuild for HEAD's build.
+    from test_patch_support import make_tree
+
+    from pipeline.config import load_options
+    from pipeline.headbuild import head_toolchain, head_version
+
+    make_tree(tmp_path / "goroot")
+    opts = load_options(None, env={}, cwd=tmp_path)
+    _, _, version = head_version(opts)
     slug = host_target().slug
-    old = fake_goroot(tmp_path / "out" / "go1.27.3-gopatch.1" / slug / "go", "go1.27.3-gopatch.1", host_tools=True)
-    new = fake_goroot(tmp_path / "out" / "go1.27.3-gopatch.2" / slug / "go", "go1.27.3-gopatch.2", host_tools=True)
-    os.utime(old / "VERSION", (1, 1))
-    assert toolchains.find_artifact(tmp_path / "out", host_target()) == new
+    with pytest.raises(EnvironmentProblem, match=r"has not been built") as exc:
+        head_toolchain(opts, host_target())
+    assert "gopatch build --target" in (exc.value.hint or "")
+    ours = fake_goroot(tmp_path / "out" / version / slug / "go", version, host_tools=True)
+    other = fake_goroot(tmp_path / "out" / f"{version}-other" / slug / "go", f"{version}-other", host_tools=True)
+    for when in (1, 10**9):  # whichever is newer, HEAD's build is the answer
+        os.utime(ours / "VERSION", (when, when))
+        os.utime(other / "VERSION", (10**9 - when + 1,) * 2)
+        assert head_toolchain(opts, host_target()) == ours
 
 
 def test_cross_artifact_is_compiled_by_the_host_build_with_the_same_sources(go, shared_cache, tmp_path):
@@ -180,12 +196,12 @@ def test_cross_artifact_is_compiled_by_the_host_build_with_the_same_sources(go, 
     build = tmp_path / "out" / "go1.27.3-gopatch.1"
     host = fake_goroot(build / host_target().slug / "go", "go1.27.3-gopatch.1", host_tools=True)
     cross = fake_goroot(build / target.slug / "go", "go1.27.3-gopatch.1", host_tools=False)
-    tc = toolchains.resolve(target=target, toolchain=None, out_dir=tmp_path / "out", cache_dir=shared_cache,
+    tc = toolchains.resolve(target=target, toolchain=cross, cache_dir=shared_cache,
                             source_files=["src/runtime/proc.go"])
     assert (tc.patched, tc.compiler, tc.vanilla, tc.release) == (cross, host, go, "go1.27.3")
     (cross / "src" / "runtime" / "proc.go").write_text("package runtime // different\n")
     with pytest.raises(EnvironmentProblem, match="not the same build"):
-        toolchains.resolve(target=target, toolchain=None, out_dir=tmp_path / "out", cache_dir=shared_cache,
+        toolchains.resolve(target=target, toolchain=cross, cache_dir=shared_cache,
                            source_files=["src/runtime/proc.go"])
 
 
