@@ -476,6 +476,18 @@ def _check_env(env: Mapping[str, str]) -> None:
         raise ConfigError(f"environment variable {name} is not a gopatch setting{guess}")
 
 
+def _check_overrides(overrides: Mapping[str, tuple[Any, str]]) -> None:
+    """A setting name nobody reads would be dropped without a word (a test's misspelled
+    ``section__key``, a flag wired to the wrong name): say so instead."""
+    known = sorted(s.name for s in SETTINGS)
+    for name, (_, flag) in overrides.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else "."
+            raise ConfigError(f"{flag}: {name!r} is not a setting{guess}",
+                              hint="`gopatch config show` lists every setting")
+
+
 def load_options(
     config: Path | None = None,
     *,
@@ -493,6 +505,7 @@ def load_options(
     overrides = dict(overrides or {})
     cwd = (cwd or Path.cwd()).absolute()
     _check_env(env)
+    _check_overrides(overrides)
 
     explicit = config is not None or CONFIG_ENV in env
     config_path = Path(config) if config is not None else Path(env.get(CONFIG_ENV, "build.cfg"))

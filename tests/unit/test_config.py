@@ -182,3 +182,8 @@ def test_cli_global_config_flag(tmp_path):
     proc = run_cli("--config", str(other), "config", "show", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["settings"]["source.ref"]["value"] == "go1.26.6"
+
+
+def test_a_misspelled_override_is_an_error_not_ignored(tmp_path):
+    with pytest.raises(ConfigError, match=r"'build\.jbos' is not a setting; did you mean 'build\.jobs'\?"):
+        load_options(None, env={}, overrides={"build.jbos": ("2", "--build__jbos")}, cwd=tmp_path)
