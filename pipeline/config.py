@@ -476,6 +476,20 @@ def _check_env(env: Mapping[str, str]) -> None:
         raise ConfigError(f"environment variable {name} is not a gopatch setting{guess}")
 
 
+def find_config(cwd: Path) -> Path | None:
+    """build.cfg in ``cwd`` or the nearest directory above it, as git finds .git: so that
+    `cd goroot && gopatch status` uses the project's configuration."""
+    for d in (cwd, *cwd.parents):
+        candidate = d / "build.cfg"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _is_go_tree(path: Path) -> bool:
+    return (path / "src" / "make.bash").is_file() and (path / "VERSION").is_file()
+
+
 def _check_overrides(overrides: Mapping[str, tuple[Any, str]]) -> None:
     """A setting name nobody reads would be dropped without a word (a test's misspelled
     ``section__key``, a flag wired to the wrong name): say so instead."""
@@ -508,10 +522,13 @@ def load_options(
     _check_overrides(overrides)
 
     explicit = config is not None or CONFIG_ENV in env
-    config_path = Path(config) if config is not None else Path(env.get(CONFIG_ENV, "build.cfg"))
-    if not config_path.is_absolute():
-        config_path = cwd / config_path
-    if config_path.exists():
+    if explicit:
+        config_path: Path | None = Path(config) if config is not None else Path(env[CONFIG_ENV])
+        if not config_path.is_absolute():
+            config_path = cwd / config_path
+    else:
+        config_path = find_config(cwd)
+    if config_path is not None and config_path.exists():
         file_values = _read_config_file(config_path)
         config_file: Path | None = config_path
     elif explicit:
@@ -524,6 +541,9 @@ def load_options(
     origins: dict[str, Origin] = {}
     for s in SETTINGS:
         value, origin = _resolve(s, overrides, env, file_values, config_file, cwd)
+        if s.name == "source.dir" and origin.kind == "default" and config_file is None and _is_go_tree(cwd):
+            # No build.cfg above us and we stand in a Go tree: that tree is the one meant.
+            value, origin = cwd, Origin(kind="default", detail="the current directory (a Go tree)")
         resolved[s.name] = value
         origins[s.name] = origin
 
@@ -566,7 +586,9 @@ def _resolve(
         base = config_file.parent  # relative paths in build.cfg mean "next to build.cfg"
         where = f"{config_file}:{fv.line}: [{s.section}] {s.key}"
         return _parse(s, fv.raw, base, where), Origin(kind="file", detail=f"{config_file}:{fv.line}")
-    return _parse(s, s.default_text(), cwd, f"built-in default of {s.name}"), Origin(kind="default")
+    # Defaults are relative to the project: the directory of the build.cfg found, else cwd.
+    base = config_file.parent if config_file is not None else cwd
+    return _parse(s, s.default_text(), base, f"built-in default of {s.name}"), Origin(kind="default")
 
 
 def _parse(s: Setting, raw: str, base: Path, where: str) -> Any:

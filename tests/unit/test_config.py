@@ -187,3 +187,23 @@ def test_cli_global_config_flag(tmp_path):
 def test_a_misspelled_override_is_an_error_not_ignored(tmp_path):
     with pytest.raises(ConfigError, match=r"'build\.jbos' is not a setting; did you mean 'build\.jobs'\?"):
         load_options(None, env={}, overrides={"build.jbos": ("2", "--build__jbos")}, cwd=tmp_path)
+
+
+def test_build_cfg_is_found_above_the_current_directory(tmp_path):
+    (tmp_path / "build.cfg").write_text("[build]\njobs = 3\n")
+    inside = tmp_path / "goroot" / "src" / "runtime"
+    inside.mkdir(parents=True)
+    opts = load_options(None, env={}, cwd=inside)
+    assert opts.build.jobs == 3
+    # Defaults are the project's, not the current directory's.
+    assert opts.source.dir == tmp_path / "goroot" and opts.build.out == tmp_path / "out"
+
+
+def test_a_go_tree_is_the_default_dir_when_no_build_cfg_is_above(tmp_path):
+    tree = tmp_path / "mygo"
+    (tree / "src").mkdir(parents=True)
+    (tree / "src" / "make.bash").write_text("")
+    (tree / "VERSION").write_text("go1.27.3\n")
+    opts = load_options(None, env={}, cwd=tree)
+    assert opts.source.dir == tree and "Go tree" in str(opts.origins["source.dir"])
+    assert load_options(None, env={}, cwd=tmp_path).source.dir == tmp_path / "goroot"
