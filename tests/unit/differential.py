@@ -365,6 +365,7 @@ class Edit:
     ops: tuple[LineOp, ...] = ()
     name: int = 0  # index into NEW_NAMES for add/rename/copy
     data: bytes = b""
+    path: str = ""  # when set, the file to edit (instead of ``file``)
 
 
 @dataclass(frozen=True)
@@ -505,13 +506,24 @@ def cases(category: str) -> st.SearchStrategy[Case]:
     if category == "valid-rename-copy":
         return st.builds(Case, category=st.just(category), edits=edits(renames=True), options=options(renames=True))
     if category == "valid-multi-section":
-        return st.builds(Case, category=st.just(category), edits=edits(max_edits=2), options=options(),
+        # Half the cases edit the file of repeated blocks: its context is ambiguous, so where a
+        # hunk lands depends on the search order and the start line (git: forwards first, from
+        # the hunk's own line).
+        repeat = st.lists(st.builds(Edit, kind=st.just("modify"), file=st.just(0), path=st.just("src/repeat.go"),
+                                    ops=line_ops()), min_size=1, max_size=2).map(tuple)
+        return st.builds(Case, category=st.just(category), edits=edits(max_edits=2) | repeat, options=options(),
                          second=edits(max_edits=2))
     if category == "valid-offset":
         shift = st.builds(Mutation, kind=st.just("shift"), a=st.integers(0, 100), b=st.integers(-40, 40))
-        return st.builds(Case, category=st.just(category), edits=edits(max_edits=2), options=options(),
+        # Half the cases edit the file of repeated blocks: its context is ambiguous, so where a
+        # hunk lands depends on the search order and the start line (git: forwards first, from
+        # the hunk's own line).
+        repeat = st.lists(st.builds(Edit, kind=st.just("modify"), file=st.just(0), path=st.just("src/repeat.go"),
+                                    ops=line_ops()), min_size=1, max_size=2).map(tuple)
+        return st.builds(Case, category=st.just(category), edits=edits(max_edits=2) | repeat, options=options(),
                          pre=st.lists(st.builds(Edit, kind=st.just("modify"), file=st.integers(0, 100),
-                                                ops=line_ops(3)), max_size=2).map(tuple),
+                                                ops=line_ops(3), path=pick(["", "src/repeat.go"])),
+                                      max_size=2).map(tuple),
                          mutations=st.lists(shift, max_size=2).map(tuple))
     return st.builds(Case, category=st.just(category), edits=edits(renames=category == "broken-headers"),
                      options=options(renames=category == "broken-headers", plain=True), mutations=mutations(category))
@@ -543,7 +555,7 @@ def apply_edits(world: World, tree: Tree, eds: tuple[Edit, ...]) -> Tree:
                        and not p.endswith(".dat"))
         if not files:
             continue
-        path = files[e.file % len(files)]
+        path = e.path if e.path in tree else files[e.file % len(files)]
         mode, data = tree[path]
         new_name = NEW_NAMES[e.name % len(NEW_NAMES)]
         if e.kind == "modify":

@@ -55,7 +55,7 @@ settings.register_profile("difftest-fuzz", max_examples=int(os.environ.get("DIFF
                           derandomize=False, **_COMMON)
 PROFILE_NAME = os.environ.get("DIFFTEST_PROFILE", "difftest-ci")
 PROFILE = settings.get_profile(PROFILE_NAME)
-SHRINK_SECONDS = float(os.environ.get("DIFFTEST_SHRINK_SECONDS", "60" if PROFILE_NAME == "difftest-ci" else "300"))
+SHRINK_SECONDS = float(os.environ.get("DIFFTEST_SHRINK_SECONDS", "30" if PROFILE_NAME == "difftest-ci" else "300"))
 
 
 class Summary:
