@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run test test-unit lint bench clean
+.PHONY: install run test test-unit lint bench fuzz difftest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ test-unit: lint
 bench: install
 	$(BIN)/python bench/apply.py
 	$(BIN)/python bench/build.py
+
+# The differential suite (gopatch's apply engine vs `git apply`, tests/unit/test_patch_differential.py)
+# with random seeds and 2,000 cases per category instead of CI's fixed 120 (DIFFTEST_EXAMPLES=N
+# to change it); prints the per-category table. `make difftest` prints the same table from
+# bench/differential.py, which counts every disagreement instead of stopping at the first.
+fuzz: install
+	DIFFTEST_PROFILE=difftest-fuzz $(BIN)/pytest tests/unit/test_patch_differential.py -p no:cacheprovider
+
+difftest: install
+	$(BIN)/python bench/differential.py --cases $${DIFFTEST_EXAMPLES:-200}
 
 clean:
 	rm -rf $(VENV) goroot out dist
