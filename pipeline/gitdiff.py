@@ -56,11 +56,12 @@ class Hunk:
     lead: int
     trail: int
     line_no: int  # 1-based line of the @@ header in the patch file
+    context: int = -1  # context lines anywhere in the hunk (-1: not known)
 
     def reversed(self) -> Hunk:
         return Hunk(f"@@ -{self.new_start},{self.new_len} +{self.old_start},{self.old_len} @@ (reversed)",
                     self.new_start, self.new_len, self.old_start, self.old_len, self.new, self.old,
-                    self.lead, self.trail, self.line_no)
+                    self.lead, self.trail, self.line_no, self.context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +403,7 @@ def _parse_mode(text: bytes, where: str) -> int:
     return int(m.group(1), 8)
 
 
-def _fragment_header(line: bytes) -> tuple[int, int, int, int] | None:
+def fragment_header(line: bytes) -> tuple[int, int, int, int] | None:
     """git's ``parse_fragment_header``: counts default to 1; the line must end in a newline."""
     if not line.endswith(b"\n"):
         return None
@@ -459,7 +460,7 @@ class _Reader:
                 i += 1
                 continue
             if line.startswith(b"@@ -"):
-                if _fragment_header(line) is not None:
+                if fragment_header(line) is not None:
                     raise self.fail(i, "patch fragment without header: "
                                     f"{_show(line)!r} (a hunk with no "
                                     "`diff --git` or `---`/`+++` lines before it).")
@@ -640,7 +641,7 @@ class _Reader:
         """apply.c ``parse_fragment`` + the pre/post images of ``apply_one_fragment``."""
         lines = self.lines
         header_line = lines[i]
-        counts = _fragment_header(header_line)
+        counts = fragment_header(header_line)
         header = header_line.rstrip(b"\r\n").decode("latin-1")
         if counts is None:
             raise self.fail(i, f"corrupt patch: malformed hunk header {header!r}.")
@@ -689,7 +690,7 @@ class _Reader:
             end = j + 1
         old, new = _images(lines, i + 1, end)
         return Hunk(header, oldpos, oldlines, newpos, newlines, old, new, lead, trail,
-                    self.first_line + i), end
+                    self.first_line + i, oldlines - deleted), end
 
     def parse_binary_hunk(self, i: int) -> tuple[BinaryHunk | None, int]:
         line = self.lines[i] if i < self.n else b""

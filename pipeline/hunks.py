@@ -185,16 +185,6 @@ def parse_diff(data: bytes, *, origin: str = "<diff>", first_line: int = 1) -> l
                 safe_relpath(p, where=where)
         _check_mode(fd.old_mode, fd.old_path or fd.path, where)
         _check_mode(fd.new_mode, fd.path, where)
-        for h in fd.hunks:
-            # git places a hunk without any context line at the end of the file (it must "match
-            # at the end" when there is no trailing context): a `git diff -U0` hunk lands in the
-            # wrong place without an error. Refuse instead; old start 0/1 is anchored at the
-            # beginning and the end, so it is safe.
-            if h.lead == 0 and h.trail == 0 and h.old_start > 1:
-                raise PatchFormatError(
-                    f"{origin}:{h.line_no}: hunk {h.header} of {fd.path} has no context lines; git apply "
-                    "would put it at the end of the file, so gopatch refuses it.",
-                    hint="regenerate the patch with context (git diff -U3 / git format-patch)")
     return files
 
 
@@ -228,7 +218,10 @@ def apply_file(fd: FileDiff, old: bytes | None, *, fuzz: int = 0, allow_offset: 
     flags = bytearray(len(img))  # 1 = written by an earlier hunk: never matched again
     offsets: list[tuple[str, int]] = []
     fuzzed: list[tuple[str, int]] = []
+    grown = -len(img)  # + len(img): how many lines the hunks so far have added
     for h in fd.hunks:
+        if h.context == 0 and h.old_start > 1:
+            _check_zero_context(path, h, img, grown + len(img))
         placed = _place(img, flags, h, fuzz=fuzz, allow_offset=allow_offset)
         if placed is None:
             if fd.new_path is None:
@@ -250,6 +243,21 @@ def apply_file(fd: FileDiff, old: bytes | None, *, fuzz: int = 0, allow_offset: 
     if fd.new_path is None and data:
         raise Misfit(path, f"deletes the file, but {len(split_lines(data))} line(s) would remain")
     return Applied(data, tuple(offsets), tuple(fuzzed))
+
+
+def _check_zero_context(path: str, h: Hunk, img: list[bytes], grown: int) -> None:
+    """A hunk without any context line (`git diff -U0`) that does not start at line 1 has no
+    trailing context, so `git apply` must match it at the end of the file. That is right only
+    when the change really is at the end; anywhere else git would put it there without a word
+    (an insertion matches anywhere; removed lines may also stand at the end). gopatch applies
+    it where git does when that is where the header says, and refuses otherwise. A hunk with
+    context somewhere inside is placed by its content, as any hunk at an offset."""
+    want = _expected(h) + grown
+    at = len(img) - len(h.old)
+    if at != want:
+        raise Misfit(path, f"has no context lines and does not change the end of the file; git apply "
+                     f"would put it at line {at + 1} instead of line {want + 1}, so gopatch refuses it "
+                     "(regenerate the patch with context: git diff -U3 / git format-patch)", hunk=h)
 
 
 def _apply_binary(fd: FileDiff, old: bytes) -> bytes:

@@ -270,6 +270,13 @@ def apply_files(overlay: Overlay, files: Sequence[FileDiff], *, fuzz: int = 0,
                         raise Misfit(old_path, "changes a file that does not exist in the tree")
                 else:
                     data, st_mode = state.data, state.mode
+        if st_mode is not None and fd.old_mode is not None and int(fd.old_mode, 8) & 0o170000 != 0o100000:
+            # git's check_preimage: the type bits must agree with the file's ("wrong type").
+            raise Misfit(fd.old_path or "", f"wrong type: the patch says mode {fd.old_mode}, the tree has a "
+                         "regular file")
+        if (st_mode is not None and fd.new_path is not None and fd.new_mode is not None
+                and int(fd.new_mode, 8) & 0o170000 != 0o100000):
+            raise Misfit(fd.new_path, f"new mode {fd.new_mode} does not match the old mode {st_mode}")
         new_path = fd.new_path
         ok_if_exists = table.get(new_path) in (_GONE, _GOING) if new_path else False
         creates = new_path is not None and (is_new or fd.is_rename or fd.is_copy)

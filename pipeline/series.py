@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, PatchFormatError
+from .gitdiff import fragment_header
 
 SERIES_FILE = "series"
 PATCH_SUFFIX = ".patch"
@@ -105,6 +106,14 @@ def parse_patch_bytes(data: bytes, *, path: Path, name: str, strict: bool = True
                                "then the diff (`diff --git a/... b/...`).")
     if diff_at is None:
         raise PatchFormatError(f"{path}:{sep + 1}: the header ends here but no diff follows.")
+    for i, line in enumerate(lines[:diff_at]):
+        # git apply reads the whole file: a hunk header above the first file header is a
+        # "patch fragment without header" there, so it must be here too.
+        if len(line) >= 6 and fragment_header(line) is not None:
+            shown = line.rstrip(b"\r\n")[:60].decode("utf-8", "replace")
+            raise PatchFormatError(f"{path}:{i + 1}: patch fragment without header: a hunk line "
+                                   f"{shown!r} before any "
+                                   "`diff --git` or `---`/`+++` lines.")
     header = lines[: max(sep, 0)]
     diff = data[starts[diff_at]:]
     fields = _parse_header(header, path, strict=strict)

@@ -211,6 +211,46 @@ def _unquote(raw: bytes) -> str:
     return os.fsdecode(raw)
 
 
+def _zero_context_hunk(diff: bytes) -> bool:
+    """Does the diff hold a hunk without any context line that does not start at line 0/1?"""
+    lines = diff.split(b"\n")
+    for i, line in enumerate(lines):
+        m = re.match(rb"@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@", line)
+        if not m or int(m.group(1)) <= 1:
+            continue
+        body = []
+        for nxt in lines[i + 1:]:
+            if nxt[:1] not in (b" ", b"-", b"+", b"\\"):
+                break
+            body.append(nxt)
+        if body and not any(b[:1] == b" " for b in body):
+            return True
+    return False
+
+
+# Refusals that are not about a path, each with the independent check that excuses it. The
+# README's table "Where gopatch differs" lists the same cases.
+BEHAVIOUR_REFUSALS: tuple[tuple[str, str, Callable[[bytes, str, str], bool]], ...] = (
+    ("zero-context-hunk",
+     "a hunk without context that does not change the end of the file: git must match it at the end "
+     "of the file and would put it there, in the wrong place",
+     lambda diff, gp, git: "has no context lines" in gp and _zero_context_hunk(diff)),
+    ("wrong-counts",
+     "hunk lines after a hunk whose @@ counts are complete: git skips them as garbage and applies the "
+     "hunk without them",
+     lambda diff, gp, git: "although the hunk's line counts are complete" in gp),
+    ("corrupt-binary",
+     "a corrupt binary patch: git reports it, stops reading and applies only the sections before it "
+     "(exit 0); gopatch refuses the whole patch",
+     lambda diff, gp, git: re.search(r"corrupt binary patch|unrecognized binary patch", gp) is not None
+     and re.search(r"corrupt binary patch|unrecognized binary patch", git) is not None),
+)
+
+
+def behaviour_reasons(diff: bytes, gopatch_message: str, git_message: str) -> list[str]:
+    return [name for name, _, check in BEHAVIOUR_REFUSALS if check(diff, gopatch_message, git_message)]
+
+
 def safety_reasons(diff: bytes, world: World, gopatch_message: str) -> list[str]:
     """Names of the SAFETY_REFUSALS rules that excuse gopatch's refusal of ``diff``: a rule
     counts when it matches a path of the diff *and* gopatch's message names that path (so a
@@ -1025,6 +1065,15 @@ class World:
                               cwd=cwd, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
         return proc.returncode, proc.stderr.decode(errors="replace").strip()
 
+    def reverse_applies(self, diff: bytes) -> bool:
+        """`git apply -R --check` of the diff on the pristine tree (an independent look at
+        whether the change is already there)."""
+        with tempfile.TemporaryDirectory(prefix="difftest-rev-") as tmp:
+            shutil.copytree(self.template, Path(tmp) / "t", symlinks=True)
+            (Path(tmp) / "p.diff").write_bytes(diff)
+            return run_git(Path(tmp) / "t", "apply", "-R", "--check", str(Path(tmp) / "p.diff"),
+                           check=False).returncode == 0
+
     def judge(self, case: Case, diff: bytes, git_out: Outcome, gp_out: Outcome, git_dir: Path, gp_dir: Path) -> Result:
         gp_snap = snapshot(gp_dir)
         res = Result(case.category, "agree", diff, gp_out, git_out)
@@ -1048,12 +1097,19 @@ class World:
         if gp_out.accepted and git_out.accepted:
             git_snap = snapshot(git_dir)
             if git_snap != gp_snap:
+                if "is already in the tree (its reverse applies)" in gp_out.message and gp_snap == self.pristine \
+                        and self.reverse_applies(diff):
+                    # gopatch never applies a patch twice: its reverse fits, so it changes nothing,
+                    # where git looks for another place to apply it again. (README, "Where gopatch differs")
+                    res.verdict, res.allowed_by = "allowed", ["already-applied"]
+                    return res
                 res.verdict = "trees-differ"
                 res.detail = "the trees differ:\n" + describe_difference(gp_snap, git_snap, ("gopatch", "git"))
         elif gp_out.accepted:
             res.verdict = "gopatch-accepts-git-refuses"
         elif git_out.accepted:
-            reasons = safety_reasons(diff, self, gp_out.message)
+            reasons = safety_reasons(diff, self, gp_out.message) or behaviour_reasons(diff, gp_out.message,
+                                                                                      git_out.message)
             if reasons:
                 res.verdict, res.allowed_by = "allowed", reasons
             else:

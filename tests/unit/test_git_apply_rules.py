@@ -211,3 +211,18 @@ def test_git_binary_patches_literal_and_delta(tmp_path, old, new):
     # The wrong old bytes: refused, as git does.
     if old is not None:
         assert same(tmp_path / "wrong", {**tree, "bin.dat": old + b"x"}, diff) is None
+
+
+def test_a_mode_without_type_bits_is_the_wrong_type(tmp_path):
+    diff = b"diff --git a/a b/b\nsimilarity index 100%\nrename from a\nrename to b\nold mode 644\nnew mode 100755\n"
+    assert same(tmp_path, {"a": b"a\n"}, diff) is None
+
+
+def test_a_hunk_header_before_any_file_header_is_refused(tmp_path):
+    from pipeline.series import parse_patch_bytes
+
+    data = (b"Subject: x\n\n@@ -1,3 +1,3 @@ in the message\n---\n"
+            b"diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n 1\n-2\n+two\n 3\n")
+    assert git_apply(tmp_path / "git", {"f": LINES}, data) is None
+    with pytest.raises(PatchFormatError, match=r"x\.patch:3: patch fragment without header"):
+        parse_patch_bytes(data, path=tmp_path / "x.patch", name="x", strict=False)

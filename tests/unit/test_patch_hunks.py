@@ -108,10 +108,15 @@ def test_new_and_deleted_files(tmp_path):
 
 def test_a_hunk_without_context_is_refused_where_git_would_put_it_at_the_end():
     # `git diff -U0` hunk: plain `git apply` must match a hunk without trailing context at the
-    # end of the file, so it appends "c" after the last line instead of after line 2.
-    with pytest.raises(PatchFormatError, match="no context lines") as exc:
-        parse_diff(b"--- a/src/x.go\n+++ b/src/x.go\n@@ -2,0 +3 @@\n+c\n")
-    assert "-U3" in (exc.value.hint or "")
+    # end of the file, so it would append "c" after the last line instead of after line 2.
+    fd = one(b"--- a/src/x.go\n+++ b/src/x.go\n@@ -2,0 +3 @@\n+c\n")
+    with pytest.raises(Misfit, match="no context lines") as exc:
+        apply_file(fd, b"a\nb\nz\n")
+    assert "-U3" in exc.value.describe()
+    # Where the end of the file is what the header says, git places it right: so does gopatch.
+    assert apply_file(fd, b"a\nb\n").data == b"a\nb\nc\n"
+    last = one(b"--- a/src/x.go\n+++ b/src/x.go\n@@ -3 +3 @@\n-z\n+Z\n")
+    assert apply_file(last, b"a\nb\nz\n").data == b"a\nb\nZ\n"
     # At the start of the file a context-free hunk is anchored at both ends: whole-file rewrite.
     fd = one(b"--- a/src/x.go\n+++ b/src/x.go\n@@ -1,2 +1 @@\n-a\n-b\n+c\n")
     assert apply_file(fd, b"a\nb\n").data == b"c\n"
