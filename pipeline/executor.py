@@ -294,7 +294,7 @@ def run_shielded(fn: Callable[[], None], name: str) -> None:
 
     Cleanup (removing a container, handing files back) is done in a non-daemon thread that the
     caller waits for, ignoring further KeyboardInterrupts: a half-done cleanup is how containers
-    and root-unreadable trees get left behind.
+    and trees owned by the build user get left behind.
     """
     done = threading.Event()
     failure: list[BaseException] = []

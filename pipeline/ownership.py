@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .config import BuildUser
-from .errors import ConfigError
+from .errors import ConfigError, EnvironmentProblem
 
 # distroless's "nonroot" (also what Chainguard images use): not an account on a usual host, so a
 # file it leaves behind by accident is recognisably the build's, and never root's or a user's.
@@ -93,9 +93,18 @@ class Loan:
         for path, st in _entries(self.root, self.skip):
             self.owners[path] = (st.st_uid, st.st_gid)
             if (st.st_uid, st.st_gid) != self.user:
-                os.lchown(path, *self.user)
+                try:
+                    os.lchown(path, *self.user)
+                except OSError as exc:
+                    raise EnvironmentProblem(
+                        f"cannot hand {path} to the build user {self.user[0]}:{self.user[1]}: {exc.strerror}.",
+                        hint="the build's work directory must be on a file system where root can chown "
+                             "(not a read-only or root-squashed NFS mount); see [cache] dir",
+                    ) from None
 
     def give_back(self) -> None:
+        """Every entry back; one that fails does not stop the others (reported at the end)."""
+        failed: list[str] = []
         for path, st in _entries(self.root, self.skip):
             now = (st.st_uid, st.st_gid)
             owner = self.owners.get(path)
@@ -104,5 +113,12 @@ class Loan:
                     continue  # neither taken nor made by the step
                 owner = self.caller
             if now != owner:
-                os.lchown(path, *owner)
+                try:
+                    os.lchown(path, *owner)
+                except OSError as exc:
+                    failed.append(f"{path} ({exc.strerror})")
         self.owners.clear()
+        if failed:
+            raise EnvironmentProblem(
+                f"could not hand {len(failed)} file(s) of {self.root} back from the build user "
+                f"{self.user[0]}:{self.user[1]}, first {failed[0]}.")

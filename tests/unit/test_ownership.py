@@ -11,7 +11,7 @@ from prereq import missing
 
 from pipeline import ownership
 from pipeline.config import BuildUser, load_options
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, EnvironmentProblem
 from pipeline.executor import DockerExecutor
 from pipeline.ownership import UNPRIVILEGED, Loan, build_user
 
@@ -168,3 +168,15 @@ def test_an_interrupted_take_is_given_back_exactly(tree, monkeypatch):
     assert USER in owners(tree).values()  # half taken
     loan.give_back()
     assert owners(tree) == before
+
+
+def test_a_tree_that_cannot_be_lent_is_an_environment_problem(tree, monkeypatch):
+    def refuse(path, uid, gid):  # the fault: a file system where even root cannot chown
+        raise PermissionError(1, "Operation not permitted")
+
+    loan = Loan(tree, user=USER, caller=ownership.caller_ids())
+    monkeypatch.setattr(ownership.os, "lchown", refuse)
+    with pytest.raises(EnvironmentProblem) as info:
+        loan.take()
+    assert info.value.exit_code == 3
+    assert f"cannot hand {tree} to the build user 65532:65532: Operation not permitted" in info.value.message
