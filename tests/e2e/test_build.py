@@ -19,7 +19,8 @@ import git
 import pytest
 
 from pipeline import build as B
-from pipeline.config import Target
+from pipeline.config import BuildUser, Target
+from pipeline.ownership import build_user, caller_ids
 from pipeline.series import load_series
 from pipeline.stamp import write_version_file
 
@@ -48,6 +49,10 @@ def test_docker_build_is_stamped_and_works(docker_build, helpers, tmp_path):
     assert run([goroot / "bin/go", "version"], env=env) == f"go version {version} linux/amd64"
     meta = json.loads((goroot.parent / "build.json").read_text())
     assert meta["executor"]["executor"] == "docker" and meta["steps"][0]["env"]["GOTOOLCHAIN"] == "local"
+    # make.bash ran unprivileged even when gopatch runs as root, and what it made is the caller's.
+    assert meta["executor"]["user"] == "{}:{}".format(*build_user(BuildUser())) != "0:0"
+    for path in (goroot.parent / "build.json", goroot / "bin" / "go", goroot / "pkg" / "tool"):
+        assert (path.stat().st_uid, path.stat().st_gid) == caller_ids()
     series = [p.name for p in load_series(helpers.REPO / "patches" / "go1.27")]
     assert [p["name"] for p in meta["source"]["patches"]] == series
 

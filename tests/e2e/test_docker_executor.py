@@ -18,6 +18,7 @@ from pipeline.config import load_options
 from pipeline.errors import EnvironmentProblem
 from pipeline.executor import CONTAINER_LABEL, Container, DockerExecutor, Mount, choose_executor
 from pipeline.image import ensure_image
+from pipeline.ownership import UNPRIVILEGED, caller_ids
 
 pytestmark = pytest.mark.docker
 
@@ -46,6 +47,17 @@ def workdir(tmp_path):
 def ours(client) -> list:
     """Containers this test process started (other gopatch runs may have their own)."""
     return client.containers.list(all=True, filters={"label": [CONTAINER_LABEL, f"gopatch.pid={os.getpid()}"]})
+
+
+def owned_by(root: Path) -> set[tuple[int, int]]:
+    """The (uid, gid) pairs of root and everything under it."""
+    return {(p.lstat().st_uid, p.lstat().st_gid) for p in (root, *root.rglob("*"))}
+
+
+def expected_owner(user: tuple[int, int]) -> tuple[int, int]:
+    """Who owns what a step running as ``user`` wrote: the caller when it is root (the mounts were
+    lent to ``user`` and handed back), else ``user`` itself."""
+    return caller_ids() if os.geteuid() == 0 else user
 
 
 def run(executor, script: str, workdir: Path, *, env=None, mounts=None, on_line=None):
@@ -100,22 +112,47 @@ def test_no_network_and_no_capabilities(docker_daemon, builder, workdir):
     assert lines[2] == "no-connect"
 
 
-def test_files_written_to_a_mount_belong_to_the_requested_user(docker_daemon, builder, workdir):
+def test_the_requested_user_runs_the_step(docker_daemon, builder, workdir):
     executor = DockerExecutor(docker_daemon, builder, user=(1000, 1000))
     result, lines = run(executor, "id -u; id -g; echo $HOME; touch $HOME/ok && mkdir out && echo hi > out/f", workdir)
     assert result.exit_code == 0, lines
     assert lines[:3] == ["1000", "1000", "/tmp"]
-    for path in (workdir / "out", workdir / "out" / "f"):
-        st = path.stat()
-        assert (st.st_uid, st.st_gid) == (1000, 1000)
+    assert owned_by(workdir / "out") == {expected_owner((1000, 1000))}
     assert (workdir / "out" / "f").read_text() == "hi\n"
 
 
-def test_invoking_user_is_the_default(docker_daemon, builder, workdir):
+def test_the_build_never_runs_as_root_and_its_files_are_the_callers(docker_daemon, builder, tmp_path):
+    # The work directory as build.py makes it: the caller's, mode 0700 (no chmod 777 here), with
+    # the step's HOME inside. As root, gopatch lends it to the build user for the step.
+    work = tmp_path / "work"
+    (work / "go" / "src").mkdir(parents=True, mode=0o700)
+    (work / "home").mkdir(mode=0o700)
+    (work / "go" / "src" / "make.bash").write_text("#!/bin/bash\n")
+    work.chmod(0o700)
     executor = DockerExecutor(docker_daemon, builder)
-    run(executor, "touch mine", workdir)
-    st = (workdir / "mine").stat()
-    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+    caller = caller_ids()
+    assert executor.user == (UNPRIVILEGED if caller[0] == 0 else caller)
+    script = ("id -u; id -g; id -un; echo $HOME; mkdir -p ../pkg/distpack && echo pack > ../pkg/distpack/a.tar.gz "
+              "&& echo gone > make.bash && touch $HOME/.cache-ok && echo wrote")
+    result, lines = run(executor, script, work / "go" / "src",
+                        env={"PATH": PATH, "HOME": str(work / "home")}, mounts=[Mount(path=work)])
+    assert result.exit_code == 0, lines
+    uid, gid = int(lines[0]), int(lines[1])
+    assert (uid, gid) == executor.user and uid != 0
+    if caller[0] == 0:
+        assert gid != 0 and lines[2] == "gopatch"  # named in the image's /etc/passwd
+    assert lines[3:] == [str(work / "home"), "wrote"]
+    # Afterwards everything is the caller's again (root here), new files included.
+    assert owned_by(work) == {caller}
+    assert (work / "go" / "pkg" / "distpack" / "a.tar.gz").read_text() == "pack\n"
+    assert (work / "go" / "src" / "make.bash").read_text() == "gone\n"
+    assert executor.describe()["user"] == f"{uid}:{gid}"
+
+    # A failing step is handed back too.
+    result, _ = run(executor, "touch ../after-failure; exit 3", work / "go" / "src",
+                    env={"PATH": PATH}, mounts=[Mount(path=work)])
+    assert result.exit_code == 3
+    assert owned_by(work) == {caller}
 
 
 def test_environment_is_the_given_one(docker_daemon, builder, workdir):
@@ -173,13 +210,14 @@ def test_exception_from_on_line_stops_and_removes_the_container(docker_daemon, b
 
     start = time.monotonic()
     with pytest.raises(error):
-        run(executor, "for i in $(seq 1 600); do echo $i; sleep 0.1; done; touch finished", workdir,
-            on_line=on_line)
+        run(executor, "touch started; for i in $(seq 1 600); do echo $i; sleep 0.1; done; touch finished",
+            workdir, on_line=on_line)
     assert seen == ["1", "2", "3"]
     assert not ours(docker_daemon)
     assert time.monotonic() - start < 30
     time.sleep(0.5)
     assert not (workdir / "finished").exists()
+    assert owned_by(workdir) == {caller_ids()}  # the interrupted step's files are handed back too
 
 
 def test_real_sigint_mid_run_leaves_no_container(docker_daemon, builder, workdir, ctrl_c):
@@ -192,8 +230,9 @@ def test_real_sigint_mid_run_leaves_no_container(docker_daemon, builder, workdir
             threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
 
     with pytest.raises(KeyboardInterrupt):
-        run(executor, "echo started; sleep 120", workdir, on_line=on_line)
+        run(executor, "touch started; echo started; sleep 120", workdir, on_line=on_line)
     assert not ours(docker_daemon)
+    assert owned_by(workdir) == {caller_ids()}  # Ctrl-C: handed back all the same
 
 
 def test_a_container_that_cannot_start_is_removed(docker_daemon, builder, workdir):
@@ -298,6 +337,6 @@ def test_go_builds_a_program_as_an_unprivileged_user(docker_daemon, builder, go_
         ["go", "build", "-o", "hello", "."], cwd=workdir, env=env,
         mounts=[Mount(path=workdir), Mount(path=goroot, read_only=True)], on_line=lines.append)
     assert result.exit_code == 0, lines
-    assert (workdir / "hello").stat().st_uid == 1000
+    assert (workdir / "hello").stat().st_uid == expected_owner((1000, 1000))[0]
     out = subprocess.run([workdir / "hello"], capture_output=True, text=True, check=True).stdout
     assert out == "hello from the builder\n"

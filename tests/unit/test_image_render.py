@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import image
-from pipeline.config import load_options
+from pipeline.config import BuildUser, load_options
 from pipeline.errors import ConfigError, EnvironmentProblem
 from pipeline.image import (
     REQUIRED_TOOLS,
@@ -23,6 +23,7 @@ from pipeline.image import (
     render_dockerfile,
     template_path,
 )
+from pipeline.ownership import build_user
 
 TEMPLATE = image.BUNDLED_TEMPLATE
 
@@ -169,3 +170,17 @@ def test_tools_unpacked_into_the_cache_are_found(tmp_path, tools):
     shutil.copy2(tools.busybox, root / "bin" / "busybox")
     found = find_static_tools(tmp_path / "cache", fetch=False, bash_candidates=[], busybox_candidates=[])
     assert found == StaticTools(bash=root / "bin" / "bash-static", busybox=root / "bin" / "busybox")
+
+
+def test_the_image_names_the_build_user_never_root(tmp_path, tools):
+    # By default the image is made for the user the build runs as: the caller, or 65532 for root.
+    def passwd_of(ctx) -> list[str]:
+        with tarfile.open(fileobj=io.BytesIO(ctx.tar_bytes())) as t:
+            return t.extractfile("rootfs/etc/passwd").read().decode().splitlines()  # type: ignore[union-attr]
+
+    uid, gid = build_user(BuildUser())
+    assert uid != 0
+    assert f"gopatch:x:{uid}:{gid}:gopatch:/tmp:/bin/bash" in passwd_of(build_context(opts_for(tmp_path), tools=tools))
+    if uid == gid == 65532:  # a root caller may name another user: the image names that one
+        configured = build_context(opts_for(tmp_path, docker_user="2000:3000"), tools=tools)
+        assert "gopatch:x:2000:3000:gopatch:/tmp:/bin/bash" in passwd_of(configured)
