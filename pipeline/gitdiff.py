@@ -764,6 +764,11 @@ class _Reader:
             raise self.fail(start, f"new file {name} depends on old contents.")
         if sec.is_delete > 0 and newlines:
             raise self.fail(start, f"deleted file {name} still has contents.")
+        if sec.is_new > 0 and sec.old_name is not None:
+            # A `diff --git` line without a header, then a traditional creation: git keeps the
+            # first attempt's old name, and its check_preimage then aborts on an assertion.
+            raise self.fail(start, f"the section creates {name} but also names an old file "
+                            "(an incomplete `diff --git` header before it?); git apply aborts on this.")
         binary: tuple[BinaryHunk, ...] = ()
         is_binary = False
         if not hunks:

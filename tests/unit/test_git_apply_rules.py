@@ -226,3 +226,10 @@ def test_a_hunk_header_before_any_file_header_is_refused(tmp_path):
     assert git_apply(tmp_path / "git", {"f": LINES}, data) is None
     with pytest.raises(PatchFormatError, match=r"x\.patch:3: patch fragment without header"):
         parse_patch_bytes(data, path=tmp_path / "x.patch", name="x", strict=False)
+
+
+def test_a_creation_that_keeps_an_old_name_is_refused_where_git_aborts(tmp_path):
+    # git 2.39 dies on `assert(patch->is_new <= 0)` in check_preimage for this input.
+    diff = (b"diff --git a/src/new.go b/src/new.go\nGIT binary patch\nnew mode 100644\n--- /dev/null\n"
+            b"+++ b/src/new.go\n@@ -0,0 +1 @@\n+package x\n")
+    assert same(tmp_path, {"f": b"f\n"}, diff) is None
