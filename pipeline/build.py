@@ -484,9 +484,43 @@ def build(req: BuildRequest, *, version: str, src: SourceInfo) -> list[TargetRes
     return results
 
 
+@dataclass(frozen=True, kw_only=True)
+class PlannedTarget:
+    """What ``gopatch build --dry-run`` reports for one target: its cache key, whether the
+    cache already holds it, and the steps a build would run."""
+
+    target: Target
+    key: str
+    cached: bool
+    out: Path
+    plan: TargetPlan
+
+    def to_json(self) -> dict[str, object]:
+        return {"target": str(self.target), "key": self.key, "cached": self.cached, "out": str(self.out),
+                "kind": self.plan.kind,
+                "steps": [{"name": st.name, "argv": list(st.argv), "cwd": str(st.cwd), "env": dict(st.env)}
+                          for st in self.plan.steps]}
+
+
+def plan_build(req: BuildRequest, *, version: str, src: SourceInfo) -> list[PlannedTarget]:
+    """The build of ``req`` as data, without running a step (the work directories named in
+    the steps are the ones a build would create)."""
+    b = _Builder(req, src, version)
+    host_key = b.key(b.host)
+    out = []
+    for target in (b.host, *[t for t in req.targets if t != b.host]):
+        key = host_key if target == b.host else b.key(target, host_key)
+        workdir = req.store.root / ".tmp" / f"{key[:16]}-XXXXXXXX"  # mkdtemp picks the suffix
+        plan = (plan_host(target=target, workdir=workdir, bootstrap=req.bootstrap.goroot, config=req.config)
+                if target == b.host else plan_cross(target=target, workdir=workdir, config=req.config))
+        out.append(PlannedTarget(target=target, key=key, cached=req.store.get(key) is not None,
+                                 out=b.out_path(target), plan=plan))
+    return out
+
+
 def build_from_options(opts: Options, *, targets: Sequence[Target], force: bool = False,
                        log: Log = print, progress: Progress | None = None,
-                       verbose: bool = False) -> list[TargetResult]:
+                       verbose: bool = False, dry_run: bool = False) -> list[TargetResult] | list[PlannedTarget]:
     """``gopatch build``: the committed HEAD of [source] dir -> stamped toolchains in out/."""
     from .bootstrap import check_minimum, resolve
     from .executor import choose_executor
@@ -517,4 +551,6 @@ def build_from_options(opts: Options, *, targets: Sequence[Target], force: bool 
                        store=ArtifactStore(opts.cache.dir), out_dir=opts.build.out, config=config,
                        label=opts.build.version_suffix, jobs=opts.build.jobs, log=log, progress=progress,
                        verbose=verbose)
+    if dry_run:
+        return plan_build(req, version=version, src=src)
     return build(req, version=version, src=src)

@@ -57,7 +57,7 @@ def _global(
     ctx: typer.Context,
     config: str = typer.Option(
         None, "--config", "-c", metavar="PATH",
-        help="build.cfg to read (default: $GOPATCH_CONFIG, else ./build.cfg when it exists).",
+        help="build.cfg to read (default: $GOPATCH_CONFIG, else the nearest build.cfg at or above the current directory).",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Echo every command and environment gopatch uses."),
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,

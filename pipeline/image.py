@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 
 REPOSITORY = "gopatch-builder"
-BUNDLED_TEMPLATE = Path(__file__).resolve().parent.parent / "containers" / "builder.Dockerfile.j2"
+# containers/ at the top of the repository is the one copy; pipeline/containers links to it so
+# that a wheel carries it as package data (pyproject.toml) and an installed gopatch finds it.
+BUNDLED_TEMPLATE = Path(__file__).resolve().parent / "containers" / "builder.Dockerfile.j2"
 
 # Where the static binaries usually are once `apt-get install bash-static busybox-static` ran.
 BASH_CANDIDATES = (Path("/bin/bash-static"), Path("/usr/bin/bash-static"))

@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
         dir: str = typer.Option(None, "--dir", metavar="DIR", help="The Go tree to build. Default: [source] dir."),
         force: bool = typer.Option(False, "--force", help="Build the committed HEAD even if the tree has uncommitted changes."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON list of results on stdout; progress stays on stderr."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Resolve everything (bootstrap, builder image, cache keys) and print "
+                                     "the steps each target would run; run none of them."),
     ) -> None:
         """Build the committed HEAD of the Go tree into a stamped toolchain per target.
 
@@ -59,6 +61,8 @@ def register(app: typer.Typer) -> None:
           gopatch build --goos linux --goarch arm64 --target windows/amd64 --jobs 2
 
           gopatch build --all --executor docker --json
+
+          gopatch build --all --dry-run                     # the plan, the keys, what is cached
         """
         st = common.state(ctx)
         opts = common.load(
@@ -69,6 +73,17 @@ def register(app: typer.Typer) -> None:
             source__dir=common.flag(dir, "--dir"),
         )
         targets = _parse_targets(goos, goarch, target, all_, opts.build.targets)
+        if dry_run:
+            planned = build_stage.build_from_options(opts, targets=targets, force=force, log=common.info,
+                                                     verbose=st.verbose, dry_run=True)
+            if as_json:
+                common.emit_json([p.to_json() for p in planned])
+                return
+            for p in planned:
+                typer.echo(f"{p.target}: {'cached' if p.cached else 'would build'} -> {p.out / 'go'} (key {p.key[:16]})")
+                for step in p.plan.steps:
+                    typer.echo(f"    {step.name}: {' '.join(step.argv)}")
+            return
         progress = make_progress(plain=as_json or st.verbose, write=common.info)
         with progress:
             results = build_stage.build_from_options(opts, targets=targets, force=force, log=common.info,
