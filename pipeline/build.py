@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -32,10 +31,15 @@ from typing import Any
 from . import __version__
 from .artifacts import BUILD_JSON, BUILD_LOG, Artifact, ArtifactStore, materialize
 from .bootstrap import Bootstrap
-from .config import Options, Target
+from .config import (
+    Options,
+    Target,
+    host_target,
+)
 from .errors import BuildFailed, TreeNotClean
 from .executor import Executor, Mount
 from .progress import PlainProgress, Progress, stage_of
+from .series import trailer_name
 from .stamp import write_version_file
 from .tree import GoTree
 
@@ -96,14 +100,6 @@ class TargetPlan:
     @property
     def home(self) -> Path:
         return self.workdir / "home"
-
-
-def host_target() -> Target:
-    machine = platform.machine().lower()
-    goarch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-              "i386": "386", "i686": "386", "armv7l": "arm", "ppc64le": "ppc64le",
-              "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
-    return Target(goos=platform.system().lower(), goarch=goarch)
 
 
 def base_env(*, home: Path, target: Target, config: BuildConfig) -> dict[str, str]:
@@ -187,7 +183,6 @@ class SourceInfo:
     patches: tuple[tuple[str, str, str], ...]  # (sha, subject, Gopatch-Patch name or "")
 
 
-_NAME_TRAILER = re.compile(r"^Gopatch-Patch:\s*(\S.*)$", re.M)
 
 
 def source_info(tree: GoTree) -> SourceInfo:
@@ -198,8 +193,7 @@ def source_info(tree: GoTree) -> SourceInfo:
     patches = []
     for c in reversed(commits):
         message = str(c.message)
-        m = _NAME_TRAILER.search(message)
-        patches.append((c.hexsha, message.split("\n", 1)[0].strip(), m.group(1).strip() if m else ""))
+        patches.append((c.hexsha, message.split("\n", 1)[0].strip(), trailer_name(message) or ""))
     release = (head.tree / "VERSION").data_stream.read().decode("utf-8", "replace").split("\n", 1)[0].strip()
     return SourceInfo(dir=tree.path, head=head.hexsha, tree_hash=head.tree.hexsha, base=base,
                       release=release, patches=tuple(patches))

@@ -154,6 +154,19 @@ class Origin:
         return self.detail if self.detail else self.kind
 
 
+_MACHINE_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+                   "i386": "386", "i686": "386", "armv7l": "arm", "armv6l": "arm", "ppc64le": "ppc64le",
+                   "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def host_target() -> Target:
+    """This machine as a Go target: the one answer build and verify share."""
+    import platform
+
+    machine = platform.machine().lower()
+    return Target(goos=platform.system().lower(), goarch=_MACHINE_GOARCH.get(machine, machine))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Options:
     source: SourceOptions

@@ -38,13 +38,14 @@ from .errors import (
 from .hunks import FileDiff, Misfit
 from .locking import file_lock
 from .series import (
-    NAME_TRAILER,
+    NAME_TRAILER_RE,
     SERIES_FILE,
     Patch,
     parse_patch_bytes,
     read_series_entries,
     render_patch,
     slug,
+    trailer_name,
 )
 from .tree import GoTree
 
@@ -52,7 +53,6 @@ Log = Callable[[str], None]
 FALLBACK_IDENT = "gopatch <gopatch@localhost>"
 _IDENT_RE = re.compile(r"^\s*([^<>]*?)\s*<([^<>\n]*)>\s*$")
 _INDEX_LINE_RE = re.compile(rb"^index [0-9a-f]+\.\.[0-9a-f]+( [0-7]+)?\n", re.MULTILINE)
-_NAME_TRAILER_RE = re.compile(rf"^{NAME_TRAILER}:\s*(\S+)\s*$", re.MULTILINE)
 
 
 def _quiet(_: str) -> None:
@@ -398,8 +398,7 @@ def chain(tree: GoTree) -> list[ChainCommit]:
         author, adate = _split_ident(fields.get(b"author", b""))
         committer, cdate = _split_ident(fields.get(b"committer", b""))
         message = body.decode("utf-8", "replace")
-        names = _NAME_TRAILER_RE.findall(message)
-        commits.append(ChainCommit(sha, parents[0], names[-1] if names else None, author, adate,
+        commits.append(ChainCommit(sha, parents[0], trailer_name(message), author, adate,
                                    committer, cdate, message.rstrip("\n") + "\n"))
     return commits
 
@@ -411,7 +410,7 @@ def _split_ident(value: bytes) -> tuple[str, str]:
 
 
 def _strip_name_trailer(message: str) -> str:
-    return _NAME_TRAILER_RE.sub("", message).rstrip("\n")
+    return NAME_TRAILER_RE.sub("", message).rstrip("\n")
 
 
 def name_commits(commits: Sequence[ChainCommit], patches: Sequence[Patch]) -> dict[str, str]:
@@ -958,7 +957,7 @@ class Extracted:
 def _body_of(message: str) -> str:
     """Commit message -> the patch description + trailers (subject and name trailer removed)."""
     lines = message.rstrip("\n").split("\n")
-    body = [ln for ln in lines[1:] if not _NAME_TRAILER_RE.match(ln)]
+    body = [ln for ln in lines[1:] if not NAME_TRAILER_RE.match(ln)]
     return "\n".join(body).strip("\n")
 
 

@@ -24,6 +24,14 @@ ZERO_FROM = b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 
 # The trailer gopatch adds to each commit it makes, so status/revert/extract can tell which
 # series patch a commit came from without comparing diffs.
 NAME_TRAILER = "Gopatch-Patch"
+NAME_TRAILER_RE = re.compile(rf"^{NAME_TRAILER}:\s*(\S+)\s*$", re.MULTILINE)
+
+
+def trailer_name(message: str) -> str | None:
+    """The series patch a commit carries, from its last ``Gopatch-Patch:`` trailer: the one
+    reading that status, build and release share."""
+    names = NAME_TRAILER_RE.findall(message)
+    return names[-1] if names else None
 KNOWN_TRAILERS = {"touches": "Touches", "probe": "Probe", "helpers": "Helpers", "api": "API"}
 _TRAILER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):\s*(.*)$")
 _PATCH_PREFIX_RE = re.compile(r"^\[PATCH[^\]]*\]\s*", re.IGNORECASE)

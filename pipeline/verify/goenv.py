@@ -8,18 +8,10 @@ ones are set explicitly, identically for the vanilla and the patched toolchain.
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..config import Target
-
-_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386",
-         "i386": "386", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-
-
-def host_target() -> Target:
-    return Target(goos=platform.system().lower(), goarch=_ARCH.get(platform.machine().lower(), platform.machine()))
+from ..config import Target, host_target
 
 
 def runs_here(goroot: Path) -> bool:
