@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import sys
 
-import typer
+from . import startup
 
-from . import __version__
+if __name__ == "__main__":  # python -m pipeline.cli (the console script enters via startup.main)
+    startup.install()
+
+import typer  # noqa: E402 - after the start-up signal handlers, on purpose
+
+from . import __version__  # noqa: E402
 from .commands import build as build_cmds
 from .commands import common
 from .commands import config as config_cmds
@@ -78,6 +83,7 @@ release_cmds.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: the one place that turns GopatchError into an exit code."""
+    startup.restore()
     try:
         app(args=argv, prog_name="gopatch", standalone_mode=True)
     except GopatchError as exc:
