@@ -13,9 +13,10 @@ from . import startup
 if __name__ == "__main__":  # python -m pipeline.cli (the console script enters via startup.main)
     startup.install()
 
-import typer  # noqa: E402 - after the start-up signal handlers, on purpose
+# The heavy imports come after the start-up signal handlers, on purpose.
+import typer
 
-from . import __version__  # noqa: E402
+from . import __version__
 from .commands import build as build_cmds
 from .commands import common
 from .commands import config as config_cmds
