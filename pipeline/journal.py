@@ -176,6 +176,7 @@ def recover(root: Path, git_dir: Path, *, log: Log) -> str | None:
 
     with file_lock(git_dir / LOCK, on_wait=waiting):
         # Under the lock nothing else of gopatch runs in this tree: whatever is here is stale.
+        _wait_for_orphans(root)
         journal = load(git_dir)
         message = None
         if journal is not None:
@@ -195,7 +196,6 @@ def recover(root: Path, git_dir: Path, *, log: Log) -> str | None:
 def _finish(root: Path, git_dir: Path, journal: Journal) -> str:
     journal.recoverers.append(os.getpid())
     _store(git_dir, journal)  # our temp files carry our pid: a later recovery must know it
-    _wait_for_orphans(root)
     head = _git(root, "rev-parse", "--verify", "-q", "HEAD").decode().strip()
     if journal.new_head and head == journal.new_head:
         target, forward = journal.new_head, True
@@ -356,11 +356,21 @@ def _clean_scratch(root: Path, git_dir: Path) -> list[int]:
         pid = int(pid_text) if pid_text.isdigit() else None
         if pid is not None and _alive(pid):
             continue  # still running (or ourselves): not a leftover
+        try:
+            since = d.stat().st_mtime - 2  # about when that command's fast-import started
+        except OSError:
+            since = time.time()
         fi_pid = _read_int(d / FAST_IMPORT_PID)
         if fi_pid is not None:
             _wait_gone(fi_pid, b"fast-import")
-            with contextlib.suppress(FileNotFoundError):
-                (git_dir / f"fast_import_crash_{fi_pid}").unlink()
+        # fast-import's own leftovers: a crash report when it died of end-of-input (its writer
+        # was killed), a partial pack when it was killed too. Only files made since it started.
+        pack_dir = root / _git(root, "rev-parse", "--git-path", "objects/pack").decode().strip()
+        crash = [git_dir / f"fast_import_crash_{fi_pid}"] if fi_pid is not None else list(git_dir.glob("fast_import_crash_*"))
+        for f in [*crash, *pack_dir.glob("tmp_pack_*"), *pack_dir.glob("tmp_idx_*")]:
+            with contextlib.suppress(OSError):
+                if f.stat().st_mtime >= since:
+                    f.unlink()
         if pid is not None:
             ref = IMPORT_REF.format(pid=pid)
             _git(root, "update-ref", "-d", ref, check=False)

@@ -659,7 +659,10 @@ def _update_index(tree: GoTree, paths: Iterable[str]) -> None:
 
 
 def dirty_paths(tree: GoTree) -> set[str]:
-    out = _git(tree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+    # --no-optional-locks: git status would otherwise rewrite the index (to refresh its stat
+    # data) under index.lock, which a kill -9 at that moment leaves behind for every later git.
+    out = _git(tree, "--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all",
+               "--no-renames")
     return {os.fsdecode(rec[3:]) for rec in out.split(b"\0") if len(rec) > 3}
 
 

@@ -84,18 +84,24 @@ def make_patch(tree_path: Path, out: Path) -> Path:
     return out
 
 
-@pytest.fixture
-def work(tmp_path):
-    """A tree, the patch, and the snapshots of the tree before and after a complete apply
-    (taken from a twin tree: the commits have fixed dates, so the same hashes)."""
-    twin = make_tree(tmp_path / "twin")
-    patch = make_patch(twin.path, tmp_path / "several.patch")
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The patch and the snapshots of a tree before and after a complete apply, made once on a
+    twin tree (fixed identities and dates: every tree made by make_tree gets the same hashes)."""
+    top = tmp_path_factory.mktemp("journal-ref")
+    twin = make_tree(top / "twin")
+    patch = make_patch(twin.path, top / "several.patch")
     before = snapshot(twin.path)
-    done = run(tmp_path, "apply", "--dir", str(twin.path), "--file", str(patch))
+    done = run(top, "apply", "--dir", str(twin.path), "--file", str(patch))
     assert done.returncode == 0, done.stderr
-    after = snapshot(twin.path)
+    return patch, before, snapshot(twin.path)
+
+
+@pytest.fixture
+def work(tmp_path, reference):
+    patch, before, after = reference
     tree = make_tree(tmp_path / "goroot")
-    assert snapshot(tree.path)["head"] == before["head"]
+    assert snapshot(tree.path) == before
     return tree.path, patch, before, after
 
 
@@ -103,7 +109,7 @@ def assert_no_leftovers(root: Path) -> None:
     dot_git = root / ".git"
     assert not (dot_git / journal.JOURNAL).exists()
     assert not (dot_git / journal.SCRATCH).exists()
-    assert not list(dot_git.glob("fast_import_crash_*"))
+    assert not list(dot_git.glob("fast_import_crash_*")) and not list((dot_git / "objects" / "pack").glob("tmp_*"))
     assert not [p for p in dot_git.glob("*.lock") if p.name != journal.LOCK]  # gopatch.lock stays
     assert git(root, "for-each-ref", "refs/gopatch/") == b""
     assert not [p for p in root.rglob(".*.gopatch-*")]

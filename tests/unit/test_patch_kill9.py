@@ -122,6 +122,7 @@ class Bench:
         dot_git = root / ".git"
         assert not (dot_git / journal.JOURNAL).exists() and not (dot_git / journal.SCRATCH).exists()
         assert not list(dot_git.glob("fast_import_crash_*")) and not list(dot_git.glob("gopatch-journal*"))
+        assert not list((dot_git / "objects" / "pack").glob("tmp_*"))  # a killed fast-import's partial pack
         assert not [p for p in ("index.lock", "HEAD.lock", "refs/heads/main.lock") if (dot_git / p).exists()]
         temps = [os.path.join(d, f) for d, _, files in os.walk(root / "src") for f in files if ".gopatch-" in f]
         assert not temps, temps[:5]
