@@ -171,32 +171,40 @@ def pending(git_dir: Path) -> bool:
     return any(git_dir.glob(f"{JOURNAL}.*.tmp"))
 
 
-def recover(root: Path, git_dir: Path, *, log: Log) -> str | None:
+def recover(root: Path, git_dir: Path, *, log: Log, locked: bool = False) -> str | None:
     """Finish or undo an interrupted apply/revert in the tree at ``root``; return (and log) the
-    one-line account, or None when there was nothing to do."""
+    one-line account, or None when there was nothing to do. ``locked``: the caller already holds
+    the tree's gopatch.lock (apply and revert check again once they hold it)."""
     git_dir = Path(git_dir)
     if not pending(git_dir):
         return None
+    if locked:
+        message = _recover_locked(root, git_dir)
+    else:
+        def waiting(holder: str) -> None:
+            log(f"waiting for the gopatch command working on {root} ({holder}) to finish...")
 
-    def waiting(holder: str) -> None:
-        log(f"waiting for the gopatch command working on {root} ({holder}) to finish...")
-
-    with file_lock(git_dir / LOCK, on_wait=waiting):
-        # Under the lock nothing else of gopatch runs in this tree: whatever is here is stale.
-        _wait_for_orphans(root)
-        journal = load(git_dir)
-        message = None
-        if journal is not None:
-            message = _finish(root, git_dir, journal)
-        leftovers = _clean_scratch(root, git_dir)
-        for tmp in git_dir.glob(f"{JOURNAL}.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        if message is None and leftovers:
-            message = (f"cleaned up after an interrupted gopatch command (pid {', '.join(map(str, leftovers))}): "
-                       "it had not written anything to the tree")
+        with file_lock(git_dir / LOCK, on_wait=waiting):
+            message = _recover_locked(root, git_dir)
     if message:
         log(message)
+    return message
+
+
+def _recover_locked(root: Path, git_dir: Path) -> str | None:
+    # Under the lock nothing else of gopatch runs in this tree: whatever is here is stale.
+    _wait_for_orphans(root)
+    journal = load(git_dir)
+    message = None
+    if journal is not None:
+        message = _finish(root, git_dir, journal)
+    leftovers = _clean_scratch(root, git_dir)
+    for tmp in git_dir.glob(f"{JOURNAL}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    if message is None and leftovers:
+        message = (f"cleaned up after an interrupted gopatch command (pid {', '.join(map(str, leftovers))}): "
+                   "it had not written anything to the tree")
     return message
 
 

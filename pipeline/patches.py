@@ -748,7 +748,10 @@ def plan_patch(overlay: Overlay, patch: Patch, files: list[FileDiff], *, fuzz: i
 def apply_patches(tree: GoTree, patches: Sequence[Patch], *, fuzz: int = 0, dry_run: bool = False,
                   force: bool = False, log: Log = _quiet) -> list[Outcome]:
     """Apply ``patches`` in order, one commit each, all or nothing."""
-    with file_lock(Path(tree.repo.git_dir) / "gopatch.lock"):
+    with file_lock(Path(tree.repo.git_dir) / journal.LOCK):
+        # open_tree recovered before we held the lock; a command killed since then is
+        # recovered here (and a caller that did not use open_tree is covered too).
+        journal.recover(tree.path, Path(tree.repo.git_dir), log=log, locked=True)
         commits = chain(tree)
         named = name_commits(commits, patches)
         committed = {named[c.sha]: c for c in commits if c.sha in named}
@@ -829,7 +832,10 @@ def revert_patches(tree: GoTree, names: Sequence[str] | None, *, dry_run: bool =
     """Remove the commits of ``names`` (None = every gopatch commit) from the chain, all or nothing.
     Commits after them are re-created on the new parent; one that needed a reverted patch stops
     the whole command with the usual misfit message."""
-    with file_lock(Path(tree.repo.git_dir) / "gopatch.lock"):
+    with file_lock(Path(tree.repo.git_dir) / journal.LOCK):
+        # open_tree recovered before we held the lock; a command killed since then is
+        # recovered here (and a caller that did not use open_tree is covered too).
+        journal.recover(tree.path, Path(tree.repo.git_dir), log=log, locked=True)
         commits = chain(tree)
         by_name = {c.name: c for c in commits if c.name}
         if names is None:

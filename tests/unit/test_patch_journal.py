@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_patch_support import BASE_FILES, diff_of, git, make_tree, patch_text, snapshot
+from test_patch_support import BASE_FILES, diff_of, git, make_tree, patch_text, quiet_tree, snapshot
 
 from pipeline import journal
+from pipeline import patches as engine
+from pipeline.series import parse_patch_file
 
 # The child: wrap one function of the engine so that the process dies right after (or before)
 # its n-th call, then run the real CLI.
@@ -175,6 +177,19 @@ def test_apply_after_a_kill_recovers_instead_of_asking_for_force(work):
     proc = run(root.parent, "apply", "--dir", str(root), "--file", str(patch))
     assert proc.returncode == 0, proc.stderr
     assert "rolled back" in proc.stderr and "--force" not in proc.stderr and "uncommitted" not in proc.stderr
+    assert snapshot(root) == after
+    assert_no_leftovers(root)
+
+
+def test_the_engine_recovers_under_its_lock_without_open_tree(work):
+    """apply_patches checks again once it holds gopatch.lock: a library caller (or a command
+    killed between open_tree and the lock) is covered too."""
+    root, patch, before, after = work
+    assert run(root.parent, "apply", "--dir", str(root), "--file", str(patch), crash=("write", 2)).returncode == 137
+    messages: list[str] = []
+    out = engine.apply_patches(quiet_tree(root), [parse_patch_file(patch, strict=False)], log=messages.append)
+    assert out[0].action == "applied"
+    assert any(m.startswith("recovered an interrupted `gopatch apply`") and "rolled back" in m for m in messages)
     assert snapshot(root) == after
     assert_no_leftovers(root)
 
