@@ -184,7 +184,7 @@ def test_apply_after_a_kill_recovers_instead_of_asking_for_force(work):
 def test_the_engine_recovers_under_its_lock_without_open_tree(work):
     """apply_patches checks again once it holds gopatch.lock: a library caller (or a command
     killed between open_tree and the lock) is covered too."""
-    root, patch, before, after = work
+    root, patch, _before, after = work
     assert run(root.parent, "apply", "--dir", str(root), "--file", str(patch), crash=("write", 2)).returncode == 137
     messages: list[str] = []
     out = engine.apply_patches(quiet_tree(root), [parse_patch_file(patch, strict=False)], log=messages.append)
