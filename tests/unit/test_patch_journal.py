@@ -271,13 +271,18 @@ def _interpreter_startup(env: dict[str, str]) -> float:
     return max(times)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_during_startup_exits_130_without_traceback(tmp_path, sig):
+@pytest.mark.parametrize(("sig", "entry"), [(signal.SIGINT, "module"), (signal.SIGTERM, "module"),
+                                            (signal.SIGINT, "console script")])
+def test_signal_during_startup_exits_130_without_traceback(tmp_path, sig, entry):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOPATCH_")}
+    script = Path(sys.executable).parent / "gopatch"  # what pip made of [project.scripts]
+    if entry == "console script":
+        assert script.is_file(), "gopatch is not installed in this environment (make install)"
+    cmd = [sys.executable, "-m", "pipeline.cli"] if entry == "module" else [sys.executable, str(script)]
     start = _interpreter_startup(env) * 1.5
     results = []
     for delay in (0.0, 0.02, 0.05, 0.1, 0.2, 0.35):
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "status", "--dir", str(tmp_path / "none")],
+        proc = subprocess.Popen([*cmd, "status", "--dir", str(tmp_path / "none")],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 preexec_fn=_default_sigint)
         time.sleep(start + delay)
