@@ -60,11 +60,11 @@ def is_go_source_tree(path: Path) -> bool:
     return (path / "src" / "make.bash").is_file() and (path / "VERSION").is_file()
 
 
-def _stderr(message: str) -> None:
+def log_stderr(message: str) -> None:
     print(f"gopatch: {message}", file=sys.stderr)
 
 
-def open_tree(path: Path, *, log: Callable[[str], None] = _stderr) -> GoTree:
+def open_tree(path: Path, *, log: Callable[[str], None] = log_stderr) -> GoTree:
     """Open ``path`` as a Go source git tree or raise EnvironmentProblem saying what is missing.
 
     Every command opens its tree here, so this is where an apply or revert that was killed

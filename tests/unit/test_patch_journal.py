@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_patch_support import BASE_FILES, diff_of, git, make_tree, patch_text, quiet_tree, snapshot
 
-from pipeline import journal
+from pipeline import journal, source
 from pipeline import patches as engine
 from pipeline.series import parse_patch_file
 
@@ -191,6 +191,19 @@ def test_the_engine_recovers_under_its_lock_without_open_tree(work):
     assert out[0].action == "applied"
     assert any(m.startswith("recovered an interrupted `gopatch apply`") and "rolled back" in m for m in messages)
     assert snapshot(root) == after
+    assert_no_leftovers(root)
+
+
+def test_checkout_recovers_the_tree_it_finds(work):
+    """`gopatch checkout` looks at an existing tree (same ref? dirty?) through source._existing,
+    which recovers it first: a killed apply does not make it look dirty."""
+    root, patch, before, _after = work
+    assert run(root.parent, "apply", "--dir", str(root), "--file", str(patch), crash=("index", 1)).returncode == 137
+    messages: list[str] = []
+    existing = source._existing(root, messages.append)
+    assert existing is not None and not existing.is_dirty()
+    assert len(messages) == 1 and "rolled back" in messages[0]
+    assert snapshot(root) == before
     assert_no_leftovers(root)
 
 
