@@ -1,8 +1,17 @@
 """gopatch: turn Go toolchain source into a patched, verified, released toolchain."""
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("gopatch")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+
+def __getattr__(name: str) -> str:
+    # Looked up on first use, not at import: importlib.metadata costs tens of milliseconds, and
+    # `python -m pipeline.cli` imports this package before pipeline.startup can install its
+    # signal handlers (a Ctrl-C in that window would print a traceback).
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("gopatch")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            return "0.0.0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

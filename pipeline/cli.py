@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import sys
 
+from . import startup
+
+if __name__ == "__main__":  # python -m pipeline.cli (the console script enters via startup.main)
+    startup.install()
+
+# The heavy imports come after the start-up signal handlers, on purpose.
 import typer
 
 from . import __version__
@@ -78,6 +84,7 @@ release_cmds.register(app)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: the one place that turns GopatchError into an exit code."""
+    startup.restore()
     try:
         app(args=argv, prog_name="gopatch", standalone_mode=True)
     except GopatchError as exc:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import hunks
+from . import hunks, journal
 from .errors import (
     EnvironmentProblem,
     GopatchError,
@@ -461,12 +461,15 @@ class CommitWriter:
     def __init__(self, tree: Repository, parent: str | None, commits: Sequence[NewCommit]) -> None:
         self.tree = tree
         self.count = len(commits)
-        self.ref = f"refs/gopatch/import-{os.getpid()}"
-        self._tmp = tempfile.TemporaryDirectory(prefix="gopatch-import-")
-        self.marks = Path(self._tmp.name) / "marks"
-        self._err = open(Path(self._tmp.name) / "stderr", "w+b")  # noqa: SIM115 - closed in result()
+        self.ref = journal.IMPORT_REF.format(pid=os.getpid())
+        # Inside the repository, not /tmp: after a kill -9 the next command finds and removes it
+        # (pipeline/journal.py), together with the ref and fast-import's crash report.
+        self._tmp = journal.scratch_dir(_git_dir(tree))
+        self.marks = self._tmp / "marks"
+        self._err = open(self._tmp / "stderr", "w+b")  # noqa: SIM115 - closed in result()
         self._proc: subprocess.Popen[bytes] | None = None
         self._feed_error: BaseException | None = None
+        self._cleaned = False
         if not commits:
             return
         chunks = self._stream(parent, commits)
@@ -479,6 +482,8 @@ class CommitWriter:
         except FileNotFoundError:
             self._cleanup()
             raise EnvironmentProblem("required program 'git' was not found on PATH.") from None
+        # Recovery waits for it and removes its crash report (.git/fast_import_crash_<pid>).
+        (self._tmp / journal.FAST_IMPORT_PID).write_text(f"{self._proc.pid}\n")
         self._feeder = threading.Thread(target=self._feed, args=(chunks,), daemon=True)
         self._feeder.start()
 
@@ -535,12 +540,22 @@ class CommitWriter:
         self._cleanup()
 
     def _cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
         if self._proc is not None:
             _git(self.tree, "update-ref", "-d", self.ref, check=False)
             with contextlib.suppress(OSError):
                 self._proc.stdin.close()  # type: ignore[union-attr]
         self._err.close()
-        self._tmp.cleanup()
+        journal.drop_scratch(self._tmp)
+
+
+def _git_dir(tree: Repository) -> Path:
+    repo = getattr(tree, "repo", None)
+    if repo is not None:
+        return Path(repo.git_dir)
+    return Path(_git(tree, "rev-parse", "--absolute-git-dir").decode().strip())
 
 
 def write_commits(tree: Repository, parent: str | None, commits: Sequence[NewCommit]) -> list[str]:
@@ -587,18 +602,28 @@ def _restore(root: Path, rel: str, st: State, created_dirs: list[Path]) -> None:
 
 
 def write_tree(tree: GoTree, changes: dict[str, State], original: dict[str, State], *,
-               new_head: str | Callable[[], str], old_head: str, reflog: str) -> None:
+               new_head: str | Callable[[], str], old_head: str, reflog: str, op: str = "apply") -> None:
     """Write ``changes`` into the work tree, refresh the index for those paths and move HEAD
-    from ``old_head`` to ``new_head``; on any failure restore every path and the index."""
+    from ``old_head`` to ``new_head``; on any failure restore every path and the index.
+
+    A journal (pipeline/journal.py) covers what no exception handler can: a kill -9 between the
+    first write and the move of HEAD. It is written before the first file, learns ``new_head``
+    before HEAD moves and is removed last; the next command that opens the tree finishes or
+    undoes the operation from it."""
     root = tree.path
+    git_dir = _git_dir(tree)
     guard = PathGuard(root)
     done: list[str] = []
     created_dirs: list[Path] = []
     known_dirs: set[Path] = set()
     paths = sorted(changes)
+    for rel in paths:
+        guard.check(rel)
+    record = journal.begin(git_dir, op=op, old_head=old_head, paths=paths,
+                           new_dirs=_dirs_to_create(root, changes),
+                           new_head=new_head if isinstance(new_head, str) else None)
     try:
         for rel in paths:
-            guard.check(rel)
             target = root / rel
             st = changes[rel]
             done.append(rel)
@@ -622,22 +647,52 @@ def write_tree(tree: GoTree, changes: dict[str, State], original: dict[str, Stat
             _write_file(target, st)
         _update_index(tree, paths)
         head = new_head() if callable(new_head) else new_head
+        journal.set_new_head(git_dir, record, head)
         _git(tree, "update-ref", "-m", reflog, "HEAD", head, old_head)
     except BaseException as exc:
+        restored = True
         for rel in reversed(done):
-            with contextlib.suppress(OSError):
+            try:
                 _restore(root, rel, original.get(rel), created_dirs)
+            except OSError:
+                restored = False
         for d in reversed(created_dirs):
             with contextlib.suppress(OSError):
                 d.rmdir()
-        with contextlib.suppress(GopatchError):
+        try:
             _update_index(tree, paths)
+        except GopatchError:
+            restored = False
+        if restored:
+            journal.end(git_dir)  # else the next command rolls back from the journal
         if isinstance(exc, GopatchError):
             raise
         if isinstance(exc, OSError):
             raise EnvironmentProblem(
                 f"writing the tree failed ({exc}); every file was restored to its previous bytes.") from None
         raise
+    journal.end(git_dir)
+
+
+def _dirs_to_create(root: Path, changes: dict[str, State]) -> list[str]:
+    """The directories that writing ``changes`` will create (recovery from a roll-back prunes
+    them again); a few hundred stat calls for a release-sized diff."""
+    exists: dict[Path, bool] = {root: True}
+    new: set[str] = set()
+    for rel, st in changes.items():
+        if st is None:
+            continue
+        d = (root / rel).parent
+        chain_: list[Path] = []
+        while d not in exists:
+            chain_.append(d)
+            d = d.parent
+        for m in chain_:  # innermost first; an existing directory's parents exist too
+            exists[m] = m.is_dir()
+        for m in chain_:
+            if not exists[m]:
+                new.add(m.relative_to(root).as_posix())
+    return sorted(new)
 
 
 def _prune_empty_dirs(root: Path, d: Path) -> None:
@@ -653,7 +708,10 @@ def _update_index(tree: GoTree, paths: Iterable[str]) -> None:
 
 
 def dirty_paths(tree: GoTree) -> set[str]:
-    out = _git(tree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+    # --no-optional-locks: git status would otherwise rewrite the index (to refresh its stat
+    # data) under index.lock, which a kill -9 at that moment leaves behind for every later git.
+    out = _git(tree, "--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all",
+               "--no-renames")
     return {os.fsdecode(rec[3:]) for rec in out.split(b"\0") if len(rec) > 3}
 
 
@@ -739,7 +797,10 @@ def plan_patch(overlay: Overlay, patch: Patch, files: list[FileDiff], *, fuzz: i
 def apply_patches(tree: GoTree, patches: Sequence[Patch], *, fuzz: int = 0, dry_run: bool = False,
                   force: bool = False, log: Log = _quiet) -> list[Outcome]:
     """Apply ``patches`` in order, one commit each, all or nothing."""
-    with file_lock(Path(tree.repo.git_dir) / "gopatch.lock"):
+    with file_lock(Path(tree.repo.git_dir) / journal.LOCK):
+        # open_tree recovered before we held the lock; a command killed since then is
+        # recovered here (and a caller that did not use open_tree is covered too).
+        journal.recover(tree.path, Path(tree.repo.git_dir), log=log, locked=True)
         commits = chain(tree)
         named = name_commits(commits, patches)
         committed = {named[c.sha]: c for c in commits if c.sha in named}
@@ -820,7 +881,10 @@ def revert_patches(tree: GoTree, names: Sequence[str] | None, *, dry_run: bool =
     """Remove the commits of ``names`` (None = every gopatch commit) from the chain, all or nothing.
     Commits after them are re-created on the new parent; one that needed a reverted patch stops
     the whole command with the usual misfit message."""
-    with file_lock(Path(tree.repo.git_dir) / "gopatch.lock"):
+    with file_lock(Path(tree.repo.git_dir) / journal.LOCK):
+        # open_tree recovered before we held the lock; a command killed since then is
+        # recovered here (and a caller that did not use open_tree is covered too).
+        journal.recover(tree.path, Path(tree.repo.git_dir), log=log, locked=True)
         commits = chain(tree)
         by_name = {c.name: c for c in commits if c.name}
         if names is None:
@@ -879,7 +943,7 @@ def revert_patches(tree: GoTree, names: Sequence[str] | None, *, dry_run: bool =
             head = _git(tree, "rev-parse", "HEAD").decode().strip()
             shas = write_commits(tree, start, rebuilt)
             new_head = shas[-1] if shas else start
-            write_tree(tree, final, current.original, new_head=new_head, old_head=head,
+            write_tree(tree, final, current.original, new_head=new_head, old_head=head, op="revert",
                        reflog=f"gopatch revert {' '.join(o.name for o in outcomes if o.action == 'reverted')}")
             kept = iter(shas)
             for o in outcomes:

@@ -42,11 +42,11 @@ from typing import Any
 
 import git
 
-from . import gobin
+from . import gobin, journal
 from .config import DEFAULT_GIT_URL, Options
 from .errors import ConfigError, EnvironmentProblem, TreeNotClean, UsageError
 from .locking import file_lock
-from .tree import GoTree, is_go_source_tree
+from .tree import GoTree, is_go_source_tree, log_stderr
 
 Log = Callable[[str], None]
 KINDS = ("auto", "git", "tarball", "dist")
@@ -609,14 +609,16 @@ def make_tree(res: Resolved, dest: Path, *, log: Log = _quiet) -> None:
     GoTree(path=dest, repo=git.Repo(dest)).record(base=res.commit, ref=res.ref, kind=res.kind, source=res.source)
 
 
-def _existing(target: Path) -> GoTree | None:
-    """The gopatch checkout at ``target``, or None when it is not one."""
+def _existing(target: Path, log: Log = log_stderr) -> GoTree | None:
+    """The gopatch checkout at ``target``, or None when it is not one. An apply or revert that
+    was killed in it is finished or undone first (pipeline/journal.py), as open_tree does."""
     try:
         repo = git.Repo(target)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return None
     if Path(repo.working_tree_dir or "").resolve() != target.resolve():
         return None
+    journal.recover(target, Path(repo.git_dir), log=log)
     return GoTree(path=target, repo=repo)
 
 
@@ -648,7 +650,7 @@ def checkout(opts: Options, *, ref: str | None = None, source: str | None = None
 
     action = "created"
     if target.exists() and any(target.iterdir()):
-        existing = _existing(target)
+        existing = _existing(target, log)
         if existing is not None and existing.meta("ref") == res.ref and existing.meta("base") == res.commit:
             if not existing.is_dirty():
                 log(f"{target} already holds {res.ref} ({res.commit[:12]}); nothing to do")

@@ -8,11 +8,14 @@ tree and needs no side file that could get out of step with it.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
+from . import journal
 from .errors import EnvironmentProblem
 
 CONFIG_SECTION = "gopatch"
@@ -57,13 +60,23 @@ def is_go_source_tree(path: Path) -> bool:
     return (path / "src" / "make.bash").is_file() and (path / "VERSION").is_file()
 
 
-def open_tree(path: Path) -> GoTree:
-    """Open ``path`` as a Go source git tree or raise EnvironmentProblem saying what is missing."""
+def log_stderr(message: str) -> None:
+    print(f"gopatch: {message}", file=sys.stderr)
+
+
+def open_tree(path: Path, *, log: Callable[[str], None] = log_stderr) -> GoTree:
+    """Open ``path`` as a Go source git tree or raise EnvironmentProblem saying what is missing.
+
+    Every command opens its tree here, so this is where an apply or revert that was killed
+    half-way is finished or undone (pipeline/journal.py), before anything reads the tree;
+    ``log`` gets the one line that says which."""
     path = Path(path).absolute()
     if not path.is_dir():
         raise EnvironmentProblem(
             f"{path} does not exist.", hint="run `gopatch checkout` first, or pass --dir to an existing Go tree"
         )
+    if not is_go_source_tree(path) and journal.pending(path / ".git"):
+        journal.recover(path, path / ".git", log=log)  # a killed patch that deleted VERSION...
     if not is_go_source_tree(path):
         missing = [p for p in ("src/make.bash", "VERSION") if not (path / p).is_file()]
         raise EnvironmentProblem(
@@ -81,4 +94,5 @@ def open_tree(path: Path) -> GoTree:
         raise EnvironmentProblem(f"{path} is inside the git repository {repo.working_tree_dir}, not its top.")
     if not repo.head.is_valid():
         raise EnvironmentProblem(f"{path} is a git repository without any commit.")
+    journal.recover(path, Path(repo.git_dir), log=log)
     return GoTree(path=path, repo=repo)
