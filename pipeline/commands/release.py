@@ -9,8 +9,8 @@ import typer
 from .. import matrix as matrix_mod
 from ..errors import UsageError, VerificationFailed
 from ..release import create, rebuild, signing
-from ..release import serve as serve_mod
 from ..release import report as report_mod
+from ..release import serve as serve_mod
 from ..release.check import check_release
 from ..release.checksums import MANIFEST
 from ..release.manifest import load as load_manifest

@@ -19,8 +19,8 @@ from typing import Any
 from .. import __version__
 from ..config import Target
 from ..errors import UsageError
-from .checksums import DIRHASH_ALGORITHM, archive_name, dirhash_h1, source_archive_name
 from . import proxy
+from .checksums import DIRHASH_ALGORITHM, archive_name, dirhash_h1, source_archive_name
 from .inputs import ReleaseInputs, TargetInput
 
 SCHEMA = "gopatch-release/1"

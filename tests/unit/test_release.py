@@ -108,6 +108,11 @@ def fake_build(work: Path, target: str, *, verified: bool = True) -> Path:
 
 @pytest.fixture
 def work(tmp_path):
+    return make_work(tmp_path)
+
+
+def make_work(tmp_path: Path) -> Path:
+    """A checkout with a one-patch series applied, and fake verified builds of TARGETS."""
     tree = make_tree(tmp_path / "goroot")
     d = diff_of(tree.path, {PROC: BASE_FILES[PROC].replace(b"line 10\n", b"line 10 handoffp\n")})
     write_series(tmp_path / "patches" / "go1.27", {"handoffp": patch_text(d, subject="runtime: handoffp")})

@@ -21,12 +21,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_release import gopatch, module_zip, release, tar_gz, work  # noqa: F401 - work is a fixture
+from test_release import gopatch, make_work, module_zip, release, tar_gz
 
 from pipeline.config import Target
 from pipeline.release import oci, proxy
 
 PROXY = "proxy/golang.org/toolchain/@v"
+
+
+@pytest.fixture
+def work(tmp_path):
+    return make_work(tmp_path)
 
 
 def _version(d: Path) -> str:
