@@ -191,11 +191,12 @@ def register(app: typer.Typer) -> None:
         addr: str = typer.Option("127.0.0.1:8080", "--addr", metavar="HOST:PORT",
                                  help="Where to listen (port 0 = any free port)."),
     ) -> None:
-        """Serve a release directory over plain HTTP, e.g. as a GOTOOLCHAIN module proxy.
+        """Serve a release directory over plain HTTP (files only, until Ctrl-C).
 
-        Prints the GOPROXY value once it listens; any Go 1.21+ then switches to the patched
-        toolchain with GOTOOLCHAIN=<version> GOPROXY=http://HOST:PORT/proxy
-        GONOSUMDB=golang.org/toolchain. Serves files only, until Ctrl-C.
+        Prints the GOPROXY value (http://HOST:PORT/proxy) once it listens. The go command takes a
+        toolchain module over HTTP only when a checksum database (GOSUMDB) vouches for it; without
+        one, use the release's proxy/ as GOPROXY=file:///…/proxy with GONOSUMDB=golang.org/toolchain
+        (README: "Use the patched toolchain from any Go").
 
         Example: gopatch release serve dist --addr 127.0.0.1:8080
         """

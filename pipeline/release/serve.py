@@ -1,10 +1,14 @@
-"""`gopatch release serve DIR`: a release directory over plain HTTP, for trying the proxy locally.
+"""`gopatch release serve DIR`: a release directory over plain HTTP.
 
 Any static file server works (GitHub Pages, nginx, `python -m http.server`): the GOPROXY protocol
 for golang.org/toolchain is plain GETs of files under proxy/. This one binds 127.0.0.1 by default,
-serves only files (no directory listings: a proxy answers 404 for what it does not have, and the
-go command then tries the next proxy of a comma-separated GOPROXY), and says the GOPROXY value to
-use once it listens (port 0 = any free port, for tests).
+serves only files (no directory listings: a proxy answers 404 for what it does not have), and says
+the GOPROXY value once it listens (port 0 = any free port, for tests).
+
+Note that a stock go takes a toolchain module over HTTP only when a checksum database vouches
+for it, and sum.golang.org cannot know a patched toolchain (cmd/go/internal/modfetch/sumdb.go,
+useSumDB); from a single ``file://`` GOPROXY it takes it with GONOSUMDB=golang.org/toolchain.
+The README's "Use the patched toolchain from any Go" says what that means for users.
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ def serve(d: Path, *, addr: str, log: Callable[[str], None]) -> None:
     bound_host, bound_port = server.server_address[:2]
     base = f"http://{bound_host}:{bound_port}"
     log(f"release serve: {d} on {base}/")
-    log(f"GOPROXY={base}/proxy   (Ctrl-C stops)")
+    log(f"GOPROXY={base}/proxy   (Ctrl-C stops; a stock go also needs a checksum database that knows the "
+        "toolchain over HTTP, see the README)")
     with server:
         try:
             server.serve_forever()
