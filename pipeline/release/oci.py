@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
 import tempfile
 import time
@@ -265,8 +264,3 @@ def read_layout(path: Path) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"the manifest names the blob {d}, which is missing")
     return index, problems
 
-
-def copy_into(src: Path, dst: Path) -> None:
-    """Move a finished image from its scratch directory into the release being assembled."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(src, dst)

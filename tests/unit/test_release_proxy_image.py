@@ -200,6 +200,9 @@ def test_image_is_an_oci_layout_and_reproducible(work):
 def test_image_setting_and_labels_from_build_cfg(work):
     (work / "build.cfg").write_text("[release]\nimage = yes\nimage_name = ghcr.io/acme/go\n"
                                     "image_source = https://github.com/acme/gopatch\n")
+    dry = release(work, "--dry-run")
+    assert dry.returncode == 0 and "proxy: golang.org/toolchain@v0.0.1-" in dry.stdout, dry.stderr
+    assert not (work / "dist").exists() and not [p for p in work.iterdir() if p.name.startswith(".dist")]
     assert release(work).returncode == 0
     m = json.loads((work / "dist" / "manifest.json").read_text())
     row = m["targets"][1]["image"]
