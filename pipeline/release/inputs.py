@@ -20,8 +20,9 @@ from ..config import Options, Target
 from ..errors import EnvironmentProblem, VerificationFailed
 from ..stamp import stamped_version
 from ..tree import GoTree, open_tree
-from . import gate, proxy
+from . import gate
 from .checksums import archive_name, sha256_file, source_archive_name
+from .proxy import module_files
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +93,7 @@ def collect(opts: Options, targets: tuple[Target, ...], *, skip_verify: bool) ->
         archive = d / "distpack" / archive_name(version, target)
         source = d / "distpack" / source_archive_name(version)
         recorded = build.get("archives") or {}
-        modules = {ext: d / "distpack" / name for ext, name in proxy.module_files(version, target).items()}
+        modules = {ext: d / "distpack" / name for ext, name in module_files(version, target).items()}
         for path in (archive, source, *modules.values()):
             if not path.is_file():
                 raise EnvironmentProblem(f"{path} is missing: the build of {target} did not leave that distpack file.",
