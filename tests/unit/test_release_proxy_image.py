@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_release import gopatch, make_work, module_zip, release, tar_gz
+from test_release import fake_build, gopatch, make_work, module_zip, release, tar_gz
 
 from pipeline.config import Target
 from pipeline.release import oci, proxy
@@ -262,3 +262,12 @@ def test_serve_answers_as_a_proxy(work):
             server.wait(timeout=10)
     bad = gopatch(work, "release", "serve", "out")
     assert bad.returncode == 2 and "not a release directory" in bad.stderr
+
+
+def test_image_of_no_linux_target_is_a_usage_error(work):
+    fake_build(work, "darwin/arm64")
+    proc = gopatch(work, "release", "--target", "darwin/arm64", "--image")
+    assert proc.returncode == 2 and "none of the targets is a linux target" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (work / "dist").exists()
+    assert gopatch(work, "release", "--target", "darwin/arm64").returncode == 0  # its proxy files, no image
+    assert (work / "dist" / PROXY / "list").read_text().strip().endswith(".darwin-arm64")
