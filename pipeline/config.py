@@ -134,6 +134,9 @@ class CacheOptions:
 class ReleaseOptions:
     out: Path
     sign_key: Path | None
+    image: bool = False  # also write an OCI image tarball per linux target
+    image_name: str = "gopatch/go"
+    image_source: str = ""  # org.opencontainers.image.source; empty = the Go source's URL
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,6 +242,24 @@ def _bool(raw: str, base: Path) -> bool:
     if value in configparser.ConfigParser.BOOLEAN_STATES:
         return configparser.ConfigParser.BOOLEAN_STATES[value]
     raise ValueError(f"{raw.strip()!r} is not a boolean; use 0/1, yes/no, true/false or on/off")
+
+
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+def _image_name(raw: str, base: Path) -> str:
+    """A repository name as Docker's reference grammar allows it (lower case; an optional
+    registry host such as ghcr.io/owner/go, with a port, comes first)."""
+    value = raw.strip()
+    host, _, rest = value.partition("/")
+    if rest and ("." in host or ":" in host or host == "localhost"):
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(?::[0-9]+)?", host):
+            raise ValueError(f"{host!r} is not a registry host")
+        value = rest
+    if not _IMAGE_NAME.match(value):
+        raise ValueError(f"{raw.strip()!r} is not an image repository name (lower case letters, digits, "
+                         "separators . _ - and / between components, e.g. ghcr.io/owner/go)")
+    return raw.strip()
 
 
 def _int_range(lo: int, hi: int) -> Callable[[str, Path], int]:
@@ -430,6 +451,12 @@ SETTINGS: tuple[Setting, ...] = (
             help="release directory: archives, SHA256SUMS, manifest.json, provenance"),
     Setting(section="release", key="sign_key", parse=_optional_path, default="",
             help="private key for signing the checksums (empty = unsigned)"),
+    Setting(section="release", key="image", parse=_bool, default="0",
+            help="also write an OCI image tarball per linux target (<archive>.oci.tar, toolchain at /usr/local/go)"),
+    Setting(section="release", key="image_name", parse=_image_name, default="gopatch/go",
+            help="repository name of the image; its tag is <version>.<goos>-<goarch>"),
+    Setting(section="release", key="image_source", parse=_string, default="",
+            help="the image's org.opencontainers.image.source label (empty = the Go source's URL)"),
     Setting(section="verify", key="layers", parse=_verify_layers, default="version asm ast behavior",
             help="verify layers run by default (version asm ast behavior stability); --layers overrides"),
     Setting(section="verify", key="must_not_change", parse=_words, default="",

@@ -1,4 +1,4 @@
-"""gopatch matrix, gopatch release, gopatch release verify, gopatch release gather."""
+"""gopatch matrix, gopatch release, gopatch release verify, gopatch release gather, gopatch release serve."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .. import matrix as matrix_mod
 from ..errors import UsageError, VerificationFailed
 from ..release import create, rebuild, signing
 from ..release import report as report_mod
+from ..release import serve as serve_mod
 from ..release.check import check_release
 from ..release.checksums import MANIFEST
 from ..release.manifest import load as load_manifest
@@ -61,6 +62,8 @@ def register(app: typer.Typer) -> None:
                                          help="Release without a passing `gopatch verify` (recorded in the manifest)."),
         sign_key: str = typer.Option(None, "--sign-key", metavar="PATH",
                                      help="SSH private key: sign SHA256SUMS (ssh-keygen -Y sign). Default: [release] sign_key."),
+        image: bool = typer.Option(None, "--image/--no-image",
+                                   help="Also write an OCI image tarball per linux target. Default: [release] image."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Check everything and print what would be published."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
@@ -69,7 +72,9 @@ def register(app: typer.Typer) -> None:
         Per target the `make.bash -distpack` archive the build already made (upstream's names:
         <version>.<goos>-<goarch>.tar.gz, .zip for windows), copied byte for byte, plus
         <version>.src.tar.gz; per archive a .sha256 and an in-toto/SLSA provenance statement
-        (.intoto.json); manifest.json (source, patches with sha256, bootstrap, builder, env,
+        (.intoto.json); proxy/golang.org/toolchain/@v/ with each target's golang.org/toolchain
+        module (a GOPROXY for GOTOOLCHAIN=<version>); with --image an OCI image tarball per
+        linux target (<archive>.oci.tar, `docker load` takes it); manifest.json (source, patches with sha256, bootstrap, builder, env,
         archives, verify summary); SHA256SUMS over all of it (`sha256sum -c SHA256SUMS`), and
         SHA256SUMS.sig with --sign-key. Release never builds: run `gopatch build` and
         `gopatch verify` for each target first. The directory appears complete or not at all,
@@ -83,15 +88,19 @@ def register(app: typer.Typer) -> None:
 
           gopatch release --target linux/amd64 --target linux/arm64 --out dist --sign-key ~/.ssh/id_ed25519
 
+          gopatch release --image && docker load -i dist/<version>.linux-amd64.oci.tar
+
           gopatch release verify dist --rebuild --html rebuild.html
         """
         if ctx.invoked_subcommand is not None:
             return
-        opts = common.load(ctx, patches__series=common.flag(series, "--series"))
+        opts = common.load(ctx, patches__series=common.flag(series, "--series"),
+                           release__image=common.flag(image, "--image" if image else "--no-image"))
         targets = _parse_targets([], [], target, all_, opts.build.targets)
         dest = Path(out) if out else opts.release.out
         result = create.release(opts, targets=targets, out=dest, force=force, skip_verify=skip_verify,
-                                sign_key=_sign_key(sign_key, opts.release.sign_key), dry_run=dry_run, log=common.info)
+                                sign_key=_sign_key(sign_key, opts.release.sign_key), dry_run=dry_run,
+                                image=opts.release.image, log=common.info)
         _print(result, as_json)
 
     @release_app.command("verify")
@@ -176,6 +185,24 @@ def register(app: typer.Typer) -> None:
         _print(result, as_json)
 
 
+    @release_app.command("serve")
+    def release_serve(
+        dir: Path = typer.Argument(..., metavar="DIR", help="A release directory made by `gopatch release`."),
+        addr: str = typer.Option("127.0.0.1:8080", "--addr", metavar="HOST:PORT",
+                                 help="Where to listen (port 0 = any free port)."),
+    ) -> None:
+        """Serve a release directory over plain HTTP (files only, until Ctrl-C).
+
+        Prints the GOPROXY value (http://HOST:PORT/proxy) once it listens. The go command takes a
+        toolchain module over HTTP only when a checksum database (GOSUMDB) vouches for it; without
+        one, use the release's proxy/ as GOPROXY=file:///…/proxy with GONOSUMDB=golang.org/toolchain
+        (README: "Use the patched toolchain from any Go").
+
+        Example: gopatch release serve dist --addr 127.0.0.1:8080
+        """
+        serve_mod.serve(dir, addr=addr, log=common.info)
+
+
 def _print(result: create.ReleaseResult, as_json: bool) -> None:
     if as_json:
         common.emit_json(result.to_json())
@@ -185,6 +212,10 @@ def _print(result: create.ReleaseResult, as_json: bool) -> None:
     typer.echo(f"release {result.version}: {head} {result.out} ({result.seconds:.1f}s)")
     for a in data["archives"]:
         typer.echo(f"  {a['name']:55} {a['size'] / 1e6:8.1f} MB  {a['sha256']}")
+    for mod in data["modules"]:
+        typer.echo(f"  proxy: golang.org/toolchain@{mod['version']}  {mod['h1']}")
+    for img in data["images"]:
+        typer.echo(f"  image: {img['file']}  {img['ref']}@{img['manifest_digest']}")
     if result.manifest["skip_verify"]:
         typer.echo("  WARNING: released with --skip-verify (recorded in manifest.json)")
     if result.manifest["signing"]:

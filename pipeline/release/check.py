@@ -3,8 +3,10 @@
 Each check names the file it is about, so a tampered archive, a missing file or a hand-edited
 manifest is reported as "<file>: <what is wrong>". Checks, in order: the manifest parses; every
 line of SHA256SUMS is well formed and every listed file has that digest; every file in the
-directory is listed; each .sha256 agrees; the manifest's archives are the ones its version and
-targets imply, with its sizes and digests; each provenance statement is the one the manifest
+directory (proxy/ included) is listed; each .sha256 agrees; the manifest's archives are the ones
+its version and targets imply, with its sizes and digests; each module zip under proxy/ has the
+manifest's ``h1:`` (Go's dirhash) and ``list`` names the module versions; each image tarball has
+its digests and is exactly what its archive makes; each provenance statement is the one the manifest
 implies; the series' patch files have the manifest's hashes; the signature holds.
 """
 
@@ -12,14 +14,18 @@ from __future__ import annotations
 
 import functools
 import json
+import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import Target
 from ..errors import GopatchError
 from . import manifest as manifest_mod
-from . import provenance, signing
+from . import oci, provenance, proxy, signing
 from .checksums import (
     MANIFEST,
     PROVENANCE_SUFFIX,
@@ -30,13 +36,14 @@ from .checksums import (
     sha256_file,
     sum_line,
 )
+from .publish import release_files
 
 Digest = Callable[[Path], str]
 
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # checksums | listing | sha256-file | manifest | provenance | patches | signature | rebuild
+    name: str  # checksums | listing | sha256-file | manifest | proxy | image | provenance | patches | signature | rebuild
     file: str
     ok: bool
     detail: str
@@ -78,9 +85,9 @@ def _checksums(d: Path, report: CheckReport, digest: Digest) -> dict[str, str]:
             report.add("checksums", name, False, f"sha256 {actual} but {SUMS} says {want}")
         else:
             report.add("checksums", name, True, "sha256 matches")
-    for path in sorted(d.iterdir()):
-        if path.name not in digests and path.name not in (SUMS, SIG):
-            report.add("listing", path.name, False, f"present but not listed in {SUMS} (not part of the release)")
+    for rel in release_files(d):
+        if rel not in digests and rel not in (SUMS, SIG):
+            report.add("listing", rel, False, f"present but not listed in {SUMS} (not part of the release)")
     return digests
 
 
@@ -117,6 +124,95 @@ def _manifest(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -
     for path in sorted(d.iterdir()):
         if path.name.endswith((".tar.gz", ".zip")) and path.name not in wanted:
             report.add("manifest", path.name, False, f"an archive that {MANIFEST} does not list")
+
+
+def _proxy(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -> None:
+    """proxy/: each target's module files as the manifest lists them, the zip's h1 recomputed
+    from its content, and a ``list`` naming exactly the manifest's module versions."""
+    listed = manifest_mod.proxy_files(m)
+    for t in m.get("targets") or []:
+        module = t.get("module") or {}
+        if not module:
+            report.add("proxy", MANIFEST, False, f"target {t.get('target')}: no golang.org/toolchain module recorded")
+            continue
+        want = proxy.module_files(str(m.get("version", "")), Target.parse(str(t.get("target", ""))))
+        names = {proxy.published(n) for n in want.values()}
+        if {str(f.get("name")) for f in module.get("files") or []} != names or module.get("version") != \
+                proxy.module_version(str(m.get("version", "")), Target.parse(str(t.get("target", "")))):
+            report.add("proxy", MANIFEST, False, f"target {t.get('target')}: its module should be "
+                       f"{proxy.module_version(str(m.get('version', '')), Target.parse(str(t.get('target', ''))))}")
+            continue
+        for name in sorted(names):
+            row, path = listed[name], d / name
+            if not path.is_file():
+                report.add("proxy", name, False, f"named in {MANIFEST} for {t.get('target')} but missing")
+            elif path.stat().st_size != row.get("size") or digest(path) != row.get("sha256"):
+                report.add("proxy", name, False, f"size or sha256 differs from {MANIFEST}'s {row.get('sha256')}")
+            elif name.endswith(".zip"):
+                try:
+                    h1 = proxy.zip_h1(path)
+                except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as e:
+                    report.add("proxy", name, False, f"not a readable module zip ({e})")
+                    continue
+                ok = h1 == module.get("h1")
+                report.add("proxy", name, ok, f"{proxy.MODULE} {module.get('version')} {h1}" if ok else
+                           f"dirhash {h1}, but {MANIFEST} says {module.get('h1')}")
+            else:
+                report.add("proxy", name, True, f"{t.get('target')}: size and sha256 as in {MANIFEST}")
+    versions = provenance.manifest_versions(m)
+    path = d / proxy.LIST
+    if versions:
+        ok = path.is_file() and path.read_text(encoding="utf-8", errors="replace") == proxy.list_text(versions)
+        report.add("proxy", proxy.LIST, ok, f"lists the {len(versions)} module version(s)" if ok else
+                   ("missing" if not path.is_file() else f"does not list exactly {', '.join(versions)}"))
+    for rel in release_files(d):
+        if rel.startswith("proxy/") and rel not in listed and rel != proxy.LIST:
+            report.add("proxy", rel, False, f"a file in the proxy that {MANIFEST} does not list")
+
+
+def _images(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -> None:
+    """Each image tarball: its digest, its blobs, and that the archive it claims to be made from
+    makes exactly these bytes again (the image is derived from the archive, never a second build)."""
+    images = manifest_mod.image_files(m)
+    for name, row in sorted(images.items()):
+        path = d / name
+        if not path.is_file():
+            report.add("image", name, False, f"named in {MANIFEST} for {row.get('target')} but missing")
+            continue
+        if path.stat().st_size != row.get("size") or digest(path) != row.get("sha256"):
+            report.add("image", name, False, f"size or sha256 differs from {MANIFEST}'s {row.get('sha256')}")
+            continue
+        index, problems = oci.read_layout(path)
+        named = [x.get("digest") for x in index.get("manifests") or []]
+        if not problems and named != [row.get("manifest_digest")]:
+            problems.append(f"index.json names {named}, {MANIFEST} says {row.get('manifest_digest')}")
+        if problems:
+            report.add("image", name, False, "; ".join(problems[:3]))
+            continue
+        archive = d / str(row.get("archive"))
+        target = Target.parse(str(row.get("target")))
+        if not archive.is_file() or digest(archive) != next((t.get("sha256") for t in m.get("targets") or []
+                                                             if t.get("archive") == archive.name), None):
+            report.add("image", name, False, f"cannot be re-derived: its archive {archive.name} is missing or altered")
+            continue
+        with tempfile.TemporaryDirectory(prefix=".gopatch-check-") as tmp:
+            try:
+                again = oci.build(archive, Path(tmp) / name, version=str(m.get("version", "")), target=target,
+                                  name=str(row.get("ref", "")).rsplit(":", 1)[0], labels=_user_labels(row))
+            except GopatchError as e:
+                report.add("image", name, False, f"cannot be re-derived from {archive.name}: {e.message}")
+                continue
+        ok = again.sha256 == row.get("sha256")
+        report.add("image", name, ok, f"{row.get('ref')} {row.get('manifest_digest')}, made from {archive.name}" if ok
+                   else f"{archive.name} makes an image with sha256 {again.sha256}, not this one")
+    for path in sorted(d.glob(f"*{oci.SUFFIX}")):
+        if path.name not in images:
+            report.add("image", path.name, False, f"an image that {MANIFEST} does not list")
+
+
+def _user_labels(row: dict[str, Any]) -> dict[str, str]:
+    """The labels release passed in (the created label is added by oci.build itself)."""
+    return {k: str(v) for k, v in (row.get("labels") or {}).items() if k != "org.opencontainers.image.created"}
 
 
 def _provenance(d: Path, m: dict[str, Any], report: CheckReport) -> None:
@@ -191,6 +287,8 @@ def check_release(d: Path, *, series_dir: Path | None, public_key: str | None = 
         return report
     report.version = str(m.get("version", ""))
     _manifest(d, m, report, digest)
+    _proxy(d, m, report, digest)
+    _images(d, m, report, digest)
     _provenance(d, m, report)
     if series_dir is not None:
         _patches(m, series_dir, report)

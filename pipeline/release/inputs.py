@@ -3,7 +3,8 @@
 ``gopatch release`` never builds: it takes what ``gopatch build`` left in
 ``out/<version>/<goos>_<goarch>/`` for the committed HEAD of the checkout (the version is
 recomputed from HEAD exactly as the build stamps it, so an artifact of an older HEAD is never
-picked up) and the distpack archives that build wrote in the same make.bash run.
+picked up) and the distpack archives and golang.org/toolchain module files that build wrote in
+the same make.bash run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..headbuild import artifact_dir, head_version
 from ..tree import GoTree
 from . import gate
 from .checksums import archive_name, sha256_file, source_archive_name
+from .proxy import module_files
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +32,7 @@ class TargetInput:
     build: dict[str, Any]  # its build.json
     archive: Path  # distpack/<version>.<goos>-<goarch>.tar.gz (.zip)
     source_archive: Path  # distpack/<version>.src.tar.gz
+    modules: dict[str, Path]  # zip|mod|info -> distpack/v0.0.1-<version>.<goos>-<goarch>.<ext> (golang.org/toolchain)
     verdict: dict[str, Any] | None  # verify.json, None with --skip-verify and none there
 
 
@@ -82,9 +85,10 @@ def collect(opts: Options, targets: tuple[Target, ...], *, skip_verify: bool) ->
         archive = d / "distpack" / archive_name(version, target)
         source = d / "distpack" / source_archive_name(version)
         recorded = build.get("archives") or {}
-        for path in (archive, source):
+        modules = {ext: d / "distpack" / name for ext, name in module_files(version, target).items()}
+        for path in (archive, source, *modules.values()):
             if not path.is_file():
-                raise EnvironmentProblem(f"{path} is missing: the build of {target} did not leave its distpack archive.",
+                raise EnvironmentProblem(f"{path} is missing: the build of {target} did not leave that distpack file.",
                                          hint=f"rebuild it: gopatch build --target {target} --force")
             if recorded.get(path.name) != sha256_file(path):
                 raise EnvironmentProblem(
@@ -99,7 +103,7 @@ def collect(opts: Options, targets: tuple[Target, ...], *, skip_verify: bool) ->
                 unverified.append(f"{target}: {problem[1]}")
             verdict = None if problem[0] in ("missing", "stale") else verdict
         found.append(TargetInput(target=target, dir=d, build=build, archive=archive, source_archive=source,
-                                 verdict=verdict))
+                                 modules=modules, verdict=verdict))
     if unverified:
         raise VerificationFailed(
             "only verified toolchains are released, and " + "; ".join(unverified) + ".",

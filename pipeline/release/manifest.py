@@ -1,5 +1,9 @@
 """manifest.json: every input and every output of a release, and merging per-target manifests.
 
+Per target: its archive, its golang.org/toolchain module (version, the zip's ``h1:``, the three
+files under proxy/) and, with ``--image``, its OCI image (tarball digest, manifest and config
+digests, reference, labels).
+
 The manifest holds no time stamps and no paths of the machine that made it (work directories,
 HOME), so the same inputs give the same manifest, and the per-target manifests that CI runners
 write for one tag merge into one without conflicts (``merge``). Build paths stay in each
@@ -15,6 +19,7 @@ from typing import Any
 from .. import __version__
 from ..config import Target
 from ..errors import UsageError
+from . import proxy
 from .checksums import DIRHASH_ALGORITHM, archive_name, dirhash_h1, source_archive_name
 from .inputs import ReleaseInputs, TargetInput
 
@@ -49,7 +54,17 @@ def _verify_summary(t: TargetInput) -> dict[str, Any] | None:
             "gopatch": t.verdict.get("gopatch", "")}
 
 
-def target_entry(t: TargetInput, *, sha256: str, size: int) -> dict[str, Any]:
+def module_entry(t: TargetInput, version: str) -> dict[str, Any]:
+    """The target's golang.org/toolchain module: its version, the zip's h1 and the three files."""
+    digests = t.build.get("archives") or {}
+    files = [{"name": proxy.published(p.name), "size": p.stat().st_size, "sha256": str(digests[p.name])}
+             for _, p in sorted(t.modules.items())]
+    return {"path": proxy.MODULE, "version": proxy.module_version(version, t.target),
+            "h1": proxy.zip_h1(t.modules["zip"]), "files": files}
+
+
+def target_entry(t: TargetInput, *, sha256: str, size: int, module: dict[str, Any],
+                 image: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "target": str(t.target),
         "archive": t.archive.name,
@@ -61,6 +76,8 @@ def target_entry(t: TargetInput, *, sha256: str, size: int) -> dict[str, Any]:
         "steps": [{"name": s.get("name"), "argv": s.get("argv"), "seconds": s.get("seconds")}
                   for s in t.build.get("steps") or []],
         "verify": _verify_summary(t),
+        "module": module,
+        "image": image,
     }
 
 
@@ -124,6 +141,21 @@ def expected_names(manifest: dict[str, Any]) -> dict[str, str]:
     for t in manifest.get("targets") or []:
         names[archive_name(version, Target.parse(str(t.get("target", ""))))] = str(t.get("target"))
     return names
+
+
+def proxy_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """path in the release -> {size, sha256, target} of every module file the manifest lists."""
+    out = {}
+    for t in manifest.get("targets") or []:
+        for f in (t.get("module") or {}).get("files") or []:
+            out[str(f.get("name"))] = {"size": f.get("size"), "sha256": f.get("sha256"), "target": t.get("target")}
+    return out
+
+
+def image_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """image tarball name -> the target row's image entry (linux targets released with --image)."""
+    return {str(t["image"]["file"]): {**t["image"], "target": t.get("target"), "archive": t.get("archive")}
+            for t in manifest.get("targets") or [] if t.get("image")}
 
 
 # Everything but the per-target rows must agree between parts of one release.

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import EnvironmentProblem
 from . import manifest as manifest_mod
-from . import provenance, signing
+from . import provenance, proxy, signing
 from .checksums import (
     MANIFEST,
     PROVENANCE_SUFFIX,
@@ -69,11 +69,12 @@ def check_destination(dest: Path, *, version: str, digests: dict[str, str], forc
 
 def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Callable[[Path], str]],
                   sign_key: Path | None, force: bool, log: Log) -> list[str]:
-    """Assemble ``dest``: ``files`` maps each archive name to a function writing it into a path and
-    returning its sha256 (the copy hashes as it writes, so the archives are not read again).
+    """Assemble ``dest``: ``files`` maps each published path (an archive, a module file under
+    proxy/, an image) to a function writing it into a path and returning its sha256 (the copy
+    hashes as it writes, so the archives are not read again).
 
-    Then per archive its .sha256 and .intoto.json, manifest.json, SHA256SUMS over all of those,
-    and with ``sign_key`` SHA256SUMS.sig. Returns the published names, sorted.
+    Then per archive its .sha256 and .intoto.json, the proxy's ``list``, manifest.json, SHA256SUMS
+    over all of those, and with ``sign_key`` SHA256SUMS.sig. Returns the published paths, sorted.
     """
     dest = Path(dest).absolute()
     digests = {t["archive"]: t["sha256"] for t in manifest.get("targets") or []}
@@ -82,17 +83,24 @@ def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Call
     for stale in dest.parent.glob(f".{dest.name}.new-*"):
         shutil.rmtree(stale, ignore_errors=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
+    archives = manifest_mod.expected_names(manifest)
     try:
         sums: dict[str, str] = {}
         for name, write in sorted(files.items()):
             log(f"release: {name}")
+            (staged / name).parent.mkdir(parents=True, exist_ok=True)
             digest = write(staged / name)
             sums[name] = digest
+            if name not in archives:  # module files and images are covered by their target's statement
+                continue
             (staged / f"{name}{SHA_SUFFIX}").write_text(sum_line(digest, name), encoding="utf-8")
             (staged / f"{name}{PROVENANCE_SUFFIX}").write_text(provenance.dumps(provenance.statement(manifest, name)),
                                                                 encoding="utf-8")
+        if versions := provenance.manifest_versions(manifest):
+            (staged / proxy.LIST).parent.mkdir(parents=True, exist_ok=True)
+            (staged / proxy.LIST).write_text(proxy.list_text(versions), encoding="utf-8")
         (staged / MANIFEST).write_text(manifest_mod.dumps(manifest), encoding="utf-8")
-        listed = {p.name: sums.get(p.name) or sha256_file(p) for p in staged.iterdir() if p.is_file()}
+        listed = {rel: sums.get(rel) or sha256_file(p) for rel, p in release_files(staged).items()}
         (staged / SUMS).write_text(sums_text(listed), encoding="utf-8")
         if sign_key is not None:
             signing.sign(sign_key, staged / SUMS)
@@ -107,4 +115,9 @@ def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Call
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    return sorted(p.name for p in dest.iterdir())
+    return sorted(release_files(dest))
+
+
+def release_files(d: Path) -> dict[str, Path]:
+    """relative posix path -> path of every file in a release directory (proxy/ included)."""
+    return {p.relative_to(d).as_posix(): p for p in sorted(Path(d).rglob("*")) if p.is_file()}

@@ -6,7 +6,8 @@ recorded one), the series' patch files (their sha256 must be the recorded ones, 
 rebuild something else), the version label and build config, and the targets. The build runs in a
 separate build cache (a fresh temporary one unless --cache names one, e.g. the cache of another
 executor: a Docker build checked against a host build proves the executors equivalent) and the
-rebuilt distpack archives are compared member by member with the published ones.
+rebuilt distpack archives and golang.org/toolchain module zips are compared member by member with
+the published ones.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..series import load_series, select
 from ..source import checkout
 from ..tree import open_tree
 from . import manifest as manifest_mod
+from . import proxy
 from .check import CheckReport
 from .checksums import MANIFEST
 from .compare import compare
@@ -99,6 +101,10 @@ def _rebuild(d: Path, m: dict[str, Any], opts: Options, report: CheckReport, *, 
             report.add("rebuild", t["archive"], False, f"rebuilt version {r.artifact.version}, release says {m.get('version')}")
             continue
         _compare(d / t["archive"], r.out / "distpack" / t["archive"], report)
+        # The golang.org/toolchain module zip is a second packing of the same files (distpack
+        # writes both): compared the same way, so the proxy is proven reproducible too.
+        zip_name = proxy.module_files(str(m.get("version")), Target.parse(str(t["target"])))["zip"]
+        _compare(d / proxy.published(zip_name), r.out / "distpack" / zip_name, report)
     src_name = (m.get("source_archive") or {}).get("name", "")
     first = results[str(targets[0])] if targets else None
     if first is not None and src_name:

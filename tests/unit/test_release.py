@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,22 @@ def tar_gz(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
+def module_zip(module_version: str, members: dict[str, bytes]) -> bytes:
+    """A golang.org/toolchain module zip as cmd/distpack writes it: files only, under module@version/."""
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in sorted(members.items()):
+            info = zipfile.ZipInfo(f"golang.org/toolchain@{module_version}/{name}", date_time=(2023, 11, 14, 22, 13, 20))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data, zipfile.ZIP_DEFLATED)
+    return raw.getvalue()
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    """Every file of a release directory (proxy/ included) by relative path."""
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
 def fake_build(work: Path, target: str, *, verified: bool = True) -> Path:
     """out/<version>/<slug>/ as `gopatch build` + `gopatch verify` leave it (small archives)."""
     opts = load_options(None, env={}, cwd=work)
@@ -60,8 +77,15 @@ def fake_build(work: Path, target: str, *, verified: bool = True) -> Path:
     d = work / "out" / version / f"{goos}_{goarch}"
     (d / "distpack").mkdir(parents=True, exist_ok=True)
     archive = f"{version}.{goos}-{goarch}.tar.gz"
-    files = {archive: tar_gz({"go/VERSION": version.encode(), "go/bin/go": f"go for {target}".encode()}),
-             f"{version}.src.tar.gz": tar_gz({"go/VERSION": version.encode(), "go/src/runtime/proc.go": b"x"})}
+    # distpack's VERSION: the version, then the time line every mtime of the archives comes from.
+    version_file = f"{version}\ntime 2023-11-14T22:13:20Z\n".encode()
+    goroot = {"VERSION": version_file, "bin/go": f"go for {target}".encode(), "src/runtime/proc.go": b"x"}
+    module = f"v0.0.1-{version}.{goos}-{goarch}"
+    files = {archive: tar_gz({f"go/{k}": v for k, v in goroot.items()}),
+             f"{version}.src.tar.gz": tar_gz({"go/VERSION": version_file, "go/src/runtime/proc.go": b"x"}),
+             f"{module}.zip": module_zip(module, goroot),
+             f"{module}.mod": b"module golang.org/toolchain\n",
+             f"{module}.info": json.dumps({"Version": module, "Time": "2023-11-14T22:13:20Z"}).encode()}
     for name, data in files.items():
         (d / "distpack" / name).write_bytes(data)
     key = hashlib.sha256(f"{src.tree_hash}{target}".encode()).hexdigest()
@@ -84,6 +108,11 @@ def fake_build(work: Path, target: str, *, verified: bool = True) -> Path:
 
 @pytest.fixture
 def work(tmp_path):
+    return make_work(tmp_path)
+
+
+def make_work(tmp_path: Path) -> Path:
+    """A checkout with a one-patch series applied, and fake verified builds of TARGETS."""
     tree = make_tree(tmp_path / "goroot")
     d = diff_of(tree.path, {PROC: BASE_FILES[PROC].replace(b"line 10\n", b"line 10 handoffp\n")})
     write_series(tmp_path / "patches" / "go1.27", {"handoffp": patch_text(d, subject="runtime: handoffp")})
@@ -103,10 +132,12 @@ def test_release_publishes_checkable_files(work):
     out = work / "dist"
     result = json.loads(proc.stdout)
     version = result["version"]
-    names = {p.name for p in out.iterdir()}
+    names = set(snapshot(out))
     archives = {f"{version}.linux-amd64.tar.gz", f"{version}.linux-arm64.tar.gz", f"{version}.src.tar.gz"}
-    assert names == {"SHA256SUMS", "manifest.json"} | archives | {f"{a}.sha256" for a in archives} \
-        | {f"{a}.intoto.json" for a in archives}
+    modules = {f"proxy/golang.org/toolchain/@v/v0.0.1-{version}.linux-{arch}.{ext}"
+               for arch in ("amd64", "arm64") for ext in ("zip", "mod", "info")}
+    assert names == {"SHA256SUMS", "manifest.json", "proxy/golang.org/toolchain/@v/list"} | archives | modules \
+        | {f"{a}.sha256" for a in archives} | {f"{a}.intoto.json" for a in archives}
     # Copied byte for byte from the build's distpack output.
     for a in archives:
         slug = "linux_arm64" if "arm64" in a else "linux_amd64"
@@ -159,9 +190,9 @@ def test_missing_build_is_a_clear_error(work):
 
 def test_rerun_is_a_no_op_and_another_release_is_refused(work):
     assert release(work).returncode == 0
-    before = {p.name: p.read_bytes() for p in (work / "dist").iterdir()}
+    before = snapshot(work / "dist")
     assert release(work).returncode == 0
-    assert {p.name: p.read_bytes() for p in (work / "dist").iterdir()} == before  # deterministic
+    assert snapshot(work / "dist") == before  # deterministic
     m = json.loads((work / "dist" / "manifest.json").read_text())
     m["version"] = "go1.27.2-other"
     (work / "dist" / "manifest.json").write_text(json.dumps(m))
@@ -169,7 +200,7 @@ def test_rerun_is_a_no_op_and_another_release_is_refused(work):
     assert refused.returncode == 3 and "already holds release go1.27.2-other" in refused.stderr
     assert json.loads((work / "dist" / "manifest.json").read_text())["version"] == "go1.27.2-other"  # untouched
     assert release(work, "--force").returncode == 0
-    assert {p.name: p.read_bytes() for p in (work / "dist").iterdir()} == before
+    assert snapshot(work / "dist") == before
 
 
 def test_an_interrupted_release_leaves_nothing(work, monkeypatch):
@@ -267,8 +298,7 @@ def test_gather_merges_per_target_parts(work):
     assert gopatch(work, "release", "verify", "merged").returncode == 0
     # The same as a release of both targets on one machine.
     assert release(work).returncode == 0
-    assert {p.name: p.read_bytes() for p in (work / "merged").iterdir()} == \
-        {p.name: p.read_bytes() for p in (work / "dist").iterdir()}
+    assert snapshot(work / "merged") == snapshot(work / "dist")
     # A part of another release is refused, naming both.
     other = json.loads((work / "parts/b/dist/linux_arm64/manifest.json").read_text())
     other["patches"][0]["subject"] = "something else"
