@@ -399,6 +399,7 @@ class Case:
     second: tuple[Edit, ...] = ()  # multi: a second diff of a further edit, concatenated
     pre: tuple[Edit, ...] = ()  # offset: the diff is made on base+pre and applied to base
     mutations: tuple[Mutation, ...] = ()
+    raw: bytes = b""  # a hand-written diff: used as is (the edits are ignored)
 
     def summary(self) -> str:
         return repr(self)
@@ -948,6 +949,8 @@ class World:
         return self.diffs([a, b], opts)[0]
 
     def make_diff(self, case: Case) -> bytes:
+        if case.raw:
+            return case.raw
         base = self.base_tree
         if case.category == "valid-multi-section":
             e1 = apply_edits(self, base, case.edits)
@@ -1131,7 +1134,7 @@ class Tally:
     def table(self) -> str:
         heads = ["category", *(SHORT.get(c, c) for c in COLUMNS), "of agree: applied"]
         rows = [[cat, *(str(self.counts[cat][c]) for c in COLUMNS), str(self.both_accepted.get(cat, 0))]
-                for cat in CATEGORIES if cat in self.counts]
+                for cat in [*CATEGORIES, *sorted(set(self.counts) - set(CATEGORIES))] if cat in self.counts]
         total = [sum(self.counts[c][k] for c in self.counts) for k in COLUMNS]
         rows.append(["total", *map(str, total), str(sum(self.both_accepted.values()))])
         widths = [max(len(r[i]) for r in [heads, *rows]) for i in range(len(heads))]
