@@ -43,11 +43,16 @@ def _first(text: str) -> str:
     return re.sub(r"\d+", "N", line).strip()[:90]
 
 
+def _git_first(text: str) -> str:
+    errors = [ln for ln in text.splitlines() if ln.startswith(("error:", "fatal:", "git:"))]
+    return _first(errors[0]) if errors else ""
+
+
 def signature(r: d.Result) -> str:
     """What a disagreement is about, read from the two messages (for grouping, not for judging)."""
     if r.verdict == "gopatch-broken":
         return r.gopatch.kind + ": " + _first(r.gopatch.message.strip().splitlines()[-1])
-    return f"{_first(r.gopatch.message) or '(gopatch: ok)'} | {_first(r.git.message) or '(git: ok)'}"
+    return f"{_first(r.gopatch.message) or '(gopatch: ok)'} | {_git_first(r.git.message) or '(git: ok)'}"
 
 
 def main() -> int:

@@ -31,6 +31,7 @@ disagreement.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import os
@@ -506,21 +507,19 @@ def cases(category: str) -> st.SearchStrategy[Case]:
         return st.builds(Case, category=st.just(category), edits=edits(), options=options())
     if category == "valid-rename-copy":
         return st.builds(Case, category=st.just(category), edits=edits(renames=True), options=options(renames=True))
+    # Half the cases of these two edit the file of repeated blocks: its context is ambiguous, so
+    # where a hunk lands depends on the search order and the start line (git: from the hunk's
+    # own line, forwards first on a tie).
+    repeat = st.lists(st.builds(Edit, kind=st.just("modify"), file=st.just(0), path=st.just("src/repeat.go"),
+                                ops=line_ops()), min_size=1, max_size=2).map(tuple)
     if category == "valid-multi-section":
-        # Half the cases edit the file of repeated blocks: its context is ambiguous, so where a
-        # hunk lands depends on the search order and the start line (git: forwards first, from
-        # the hunk's own line).
-        repeat = st.lists(st.builds(Edit, kind=st.just("modify"), file=st.just(0), path=st.just("src/repeat.go"),
-                                    ops=line_ops()), min_size=1, max_size=2).map(tuple)
+        # "@same": the second diff edits a file the first one touched (two sections, one file)
+        same = st.lists(st.builds(Edit, kind=pick(["modify", "modify", "chmod", "delete"]), file=st.integers(0, 100),
+                                  ops=line_ops(), path=st.just("@same")), min_size=1, max_size=2).map(tuple)
         return st.builds(Case, category=st.just(category), edits=edits(max_edits=2) | repeat, options=options(),
-                         second=edits(max_edits=2))
+                         second=same | edits(max_edits=2))
     if category == "valid-offset":
         shift = st.builds(Mutation, kind=st.just("shift"), a=st.integers(0, 100), b=st.integers(-40, 40))
-        # Half the cases edit the file of repeated blocks: its context is ambiguous, so where a
-        # hunk lands depends on the search order and the start line (git: forwards first, from
-        # the hunk's own line).
-        repeat = st.lists(st.builds(Edit, kind=st.just("modify"), file=st.just(0), path=st.just("src/repeat.go"),
-                                    ops=line_ops()), min_size=1, max_size=2).map(tuple)
         return st.builds(Case, category=st.just(category), edits=edits(max_edits=2) | repeat, options=options(),
                          pre=st.lists(st.builds(Edit, kind=st.just("modify"), file=st.integers(0, 100),
                                                 ops=line_ops(3), path=pick(["", "src/repeat.go"])),
@@ -954,7 +953,10 @@ class World:
         base = self.base_tree
         if case.category == "valid-multi-section":
             e1 = apply_edits(self, base, case.edits)
-            return b"".join(self.diffs([base, e1, apply_edits(self, e1, case.second)], case.options))
+            touched = sorted(p for p in e1 if base.get(p) != e1[p] and e1[p][0] != "120000" and not p.endswith(".dat"))
+            second = tuple(dataclasses.replace(e, path=touched[e.file % len(touched)] if touched else "")
+                           if e.path == "@same" else e for e in case.second)
+            return b"".join(self.diffs([base, e1, apply_edits(self, e1, second)], case.options))
         if case.category == "valid-offset":
             pre = apply_edits(self, base, case.pre)
             diff = self.diff(pre, apply_edits(self, pre, case.edits), case.options)
