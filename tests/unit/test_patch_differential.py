@@ -40,6 +40,7 @@ from differential import (
     World,
     cases,
     head_entries,
+    safety_reasons,
     snapshot,
 )
 from hypothesis import HealthCheck, Phase, given, settings
@@ -222,3 +223,18 @@ def test_known_shape_agrees_with_git_apply(world, name):
         world.discard(result)
         raise AssertionError(f"gopatch and git apply disagree ({result.verdict}):\n{world.report(result, dest)}")
     world.discard(result)
+
+
+@pytest.mark.parametrize(("path", "rule"), [
+    ("/etc/passwd", "absolute-path"), ("src/../../x.go", "dot-dot"), (".git/config", "dot-git"),
+    ("git~1/config", "dot-git"), (".GIT./hooks/x", "dot-git"), (".git /config", "dot-git"),
+    (".git::$INDEX_ALLOCATION/config", "dot-git"), ("src/.g\u200cit/x", "dot-git"), ("src//x.go", "invalid-name"),
+    ("src/x\0y.go", "invalid-name"), ("src/" + "L" * 256, "long-component"), ("src/linkdir/keep.txt", "through-symlink"),
+])
+def test_safety_rules_excuse_only_the_refusal_that_names_the_path(world, path, rule):
+    header = b"diff --git a/x b/x\n--- /dev/null\n+++ b/" + os.fsencode(path) + b"\n"
+    assert rule in safety_reasons(header, world, f"refusing {path!r}: unsafe")
+    # the same diff refused for another reason is not excused
+    assert safety_reasons(header, world, "malformed diff: Target without source: +++ b/x") == []
+    # and an ordinary name is never excused
+    assert safety_reasons(b"diff --git a/src/ok.go b/src/ok.go\n", world, "refusing 'src/ok.go'") == []
