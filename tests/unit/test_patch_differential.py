@@ -28,21 +28,8 @@ import time
 from pathlib import Path
 
 import pytest
-from differential import (
-    CATEGORIES,
-    Case,
-    DiffOptions,
-    Edit,
-    LineOp,
-    Mutation,
-    Result,
-    Tally,
-    World,
-    cases,
-    head_entries,
-    safety_reasons,
-    snapshot,
-)
+from differential import Result, Tally, World, head_entries, safety_reasons, snapshot
+from differential_cases import CATEGORIES, Case, DiffOptions, Edit, LineOp, Mutation, cases
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
