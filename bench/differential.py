@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -132,6 +133,7 @@ def main() -> int:
                                             indent=2))
     finally:
         world.close()
+        shutil.rmtree(root, ignore_errors=True)  # the template tree; repros are under --out
     disagreements = sum(tally.counts[c][k] for c in tally.counts for k in d.DISAGREEMENTS)
     return 1 if disagreements else 0
 
