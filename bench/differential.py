@@ -1,8 +1,8 @@
 """gopatch's apply engine against `git apply`, N cases per category, without stopping.
 
-The cases are the differential suite's (tests/unit/differential.py: the same hypothesis
-strategies, the same tree, the same comparison and the same SAFETY_REFUSALS allow-list), but
-every disagreement is counted instead of failing: the table says, per category, how many cases
+The cases are the differential suite's (tests/unit/differential_cases.py draws them,
+tests/unit/differential.py runs and judges them: the same hypothesis strategies, the same tree,
+the same comparison and the same SAFETY_REFUSALS allow-list), but every disagreement is counted instead of failing: the table says, per category, how many cases
 agree and how many disagree by kind (gopatch accepts what git refuses, gopatch refuses what git
 accepts, both accept but the trees differ, gopatch crashed / exited 3 / changed the tree on a
 refusal), and how many differences the allow-list excuses. The smallest diff of each
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ sys.path.insert(0, str(REPO / "tests" / "unit"))
 sys.path.insert(0, str(REPO))
 
 import differential as d  # noqa: E402
+import differential_cases as dc  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
 from pipeline import gobin  # noqa: E402
@@ -43,18 +45,23 @@ def _first(text: str) -> str:
     return re.sub(r"\d+", "N", line).strip()[:90]
 
 
+def _git_first(text: str) -> str:
+    errors = [ln for ln in text.splitlines() if ln.startswith(("error:", "fatal:", "git:"))]
+    return _first(errors[0]) if errors else ""
+
+
 def signature(r: d.Result) -> str:
     """What a disagreement is about, read from the two messages (for grouping, not for judging)."""
     if r.verdict == "gopatch-broken":
         return r.gopatch.kind + ": " + _first(r.gopatch.message.strip().splitlines()[-1])
-    return f"{_first(r.gopatch.message) or '(gopatch: ok)'} | {_first(r.git.message) or '(git: ok)'}"
+    return f"{_first(r.gopatch.message) or '(gopatch: ok)'} | {_git_first(r.git.message) or '(git: ok)'}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=200, help="cases per category (default 200)")
     ap.add_argument("--seed", type=int, default=0, help="hypothesis seed (default 0: reproducible)")
-    ap.add_argument("--category", action="append", choices=d.CATEGORIES, help="only these categories")
+    ap.add_argument("--category", action="append", choices=dc.CATEGORIES, help="only these categories")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "differential", help="repro directories")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
     ap.add_argument("--examples", type=Path, help="write the smallest diff of each distinct message here")
@@ -71,14 +78,14 @@ def main() -> int:
     cause_example: dict[tuple[str, str], d.Result] = {}
     started = time.monotonic()
     try:
-        for category in args.category or d.CATEGORIES:
+        for category in args.category or dc.CATEGORIES:
             t0 = time.monotonic()
 
             @seed(args.seed)
             @settings(max_examples=args.cases, deadline=None, database=None, suppress_health_check=list(HealthCheck),
                       phases=[Phase.explicit, Phase.generate])
-            @given(case=d.cases(category))
-            def run(case: d.Case) -> None:
+            @given(case=dc.cases(category))
+            def run(case: dc.Case) -> None:
                 r = world.run(case)
                 tally.record(r)
                 key = (case.category, r.verdict if r.verdict != "allowed" else "allowed:" + ",".join(r.allowed_by))
@@ -126,6 +133,7 @@ def main() -> int:
                                             indent=2))
     finally:
         world.close()
+        shutil.rmtree(root, ignore_errors=True)  # the template tree; repros are under --out
     disagreements = sum(tally.counts[c][k] for c in tally.counts for k in d.DISAGREEMENTS)
     return 1 if disagreements else 0
 

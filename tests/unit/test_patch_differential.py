@@ -28,20 +28,8 @@ import time
 from pathlib import Path
 
 import pytest
-from differential import (
-    CATEGORIES,
-    Case,
-    DiffOptions,
-    Edit,
-    LineOp,
-    Mutation,
-    Result,
-    Tally,
-    World,
-    cases,
-    head_entries,
-    snapshot,
-)
+from differential import Result, Tally, World, head_entries, safety_reasons, snapshot
+from differential_cases import CATEGORIES, Case, DiffOptions, Edit, LineOp, Mutation, cases
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -167,3 +155,73 @@ def test_cli_is_the_in_process_engine(world, case):
         assert head_entries(cli_dir) == head_entries(result.workdir / "gopatch")
     finally:
         shutil.rmtree(result.workdir, ignore_errors=True)
+
+
+# Hand-written shapes, each a known way to get `git apply` wrong (issue 10). Nothing here says
+# what the result should be: `git apply` decides, as for the generated cases.
+KNOWN_SHAPES: dict[str, bytes] = {
+    # Two equally near places for a hunk (its header is 2 lines off both): git tries forwards first.
+    "tie-forward-first": b"diff --git a/src/repeat.go b/src/repeat.go\n--- a/src/repeat.go\n+++ b/src/repeat.go\n"
+                         b"@@ -7,3 +7,3 @@ func f0(err error) error {\n \t\treturn err\n-\t}\n+\tm++\n \tn++\n",
+    # The first hunk lands 12 lines later than its header says; the second fits exactly at its own
+    # header and again 12 lines later: git starts each hunk's search at its own header.
+    "each-hunk-from-its-own-header": b"diff --git a/src/repeat.go b/src/repeat.go\n--- a/src/repeat.go\n"
+        b"+++ b/src/repeat.go\n@@ -2,3 +2,3 @@\n \n-func f1(err error) error {\n+func f1(err error) error { // x\n"
+        b" \tif err != nil {\n@@ -30,3 +30,3 @@\n \t}\n-\tn++\n+\tn += 2\n \tif err != nil {\n",
+    # -U0: without --unidiff-zero git makes a hunk without trailing context match at the end.
+    "u0-insert": b"diff --git a/src/run.bash b/src/run.bash\n--- a/src/run.bash\n+++ b/src/run.bash\n"
+                 b"@@ -2,0 +3 @@ set -e\n+set -u\n",
+    "u0-change": b"diff --git a/VERSION b/VERSION\n--- a/VERSION\n+++ b/VERSION\n@@ -1 +1 @@\n-go1.27.3\n+go1.27.4\n",
+    # golang-fips' shape: one section creates a file, a later one edits it.
+    "create-then-edit": b"diff --git a/src/hostfips.go b/src/hostfips.go\nnew file mode 100644\n--- /dev/null\n"
+                        b"+++ b/src/hostfips.go\n@@ -0,0 +1,2 @@\n+package x\n+var a = 1\n"
+                        b"diff --git a/src/hostfips.go b/src/hostfips.go\n--- a/src/hostfips.go\n+++ b/src/hostfips.go\n"
+                        b"@@ -1,2 +1,2 @@\n package x\n-var a = 1\n+var a = 2\n",
+    "rename-from-to-wins": b"diff --git a/src/zz.go b/src/zz.go\nsimilarity index 100%\nrename from src/nonl.go\n"
+                           b"rename to src/renamed.go\n",
+    "copy": b"diff --git a/src/nonl.go b/src/copied.go\nsimilarity index 100%\ncopy from src/nonl.go\ncopy to src/copied.go\n",
+    "headers-only": b"diff --git a/src/nonl.go b/src/nonl.go\n--- a/src/nonl.go\n+++ b/src/nonl.go\n",
+    "cut-after-plus-plus-plus": b"diff --git a/src/nonl.go b/src/nonl.go\n--- a/src/nonl.go\n+++ b/src/nonl.go\n"
+                                b"diff --git a/VERSION b/VERSION\n--- a/VERSION\n+++ b/VERSION\n"
+                                b"@@ -1,2 +1,2 @@\n-go1.27.3\n+go1.27.4\n time 2026-10-19T22:20:36Z\n",
+    "nonsense-counts": b"diff --git a/VERSION b/VERSION\n--- a/VERSION\n+++ b/VERSION\n"
+                       b"@@ -1,9 +1,9 @@\n-go1.27.3\n+go1.27.4\n time 2026-10-19T22:20:36Z\n",
+    "index-line-mode": b"diff --git a/VERSION b/VERSION\nindex de50f2a..1234567 100755\n--- a/VERSION\n+++ b/VERSION\n"
+                       b"@@ -1,2 +1,2 @@\n-go1.27.3\n+go1.27.4\n time 2026-10-19T22:20:36Z\n",
+    "stray-mode-after-garbage": b"diff --git a/VERSION b/VERSION\n--- a/VERSION\n+++ b/VERSION\n"
+                                b"@@ -1,2 +1,2 @@\n-go1.27.3\n+go1.27.4\n time 2026-10-19T22:20:36Z\n"
+                                b"some garbage\nold mode 100644\nnew mode 100755\n",
+    "dotgit-8.3-alias": b"diff --git a/git~1/config b/git~1/config\nnew file mode 100644\n--- /dev/null\n"
+                        b"+++ b/git~1/config\n@@ -0,0 +1 @@\n+[core]\n",
+    "dotgit-trailing-space": b"diff --git a/.git /config b/.git /config\nnew file mode 100644\n--- /dev/null\n"
+                             b"+++ b/.git /config\n@@ -0,0 +1 @@\n+[core]\n",
+    "component-over-255-bytes": b"diff --git a/src/" + b"L" * 300 + b".go b/src/" + b"L" * 300 + b".go\n"
+                                b"new file mode 100644\n--- /dev/null\n+++ b/src/" + b"L" * 300 + b".go\n"
+                                b"@@ -0,0 +1 @@\n+package x\n",
+}
+
+
+@pytest.mark.parametrize("name", list(KNOWN_SHAPES))
+def test_known_shape_agrees_with_git_apply(world, name):
+    result = world.run(Case("known-shape", (), raw=KNOWN_SHAPES[name]))
+    world.summary.tally.record(result)
+    if not result.agrees:
+        dest = world.write_repro(result, world.root / "repros" / f"known-{name}")
+        world.discard(result)
+        raise AssertionError(f"gopatch and git apply disagree ({result.verdict}):\n{world.report(result, dest)}")
+    world.discard(result)
+
+
+@pytest.mark.parametrize(("path", "rule"), [
+    ("/etc/passwd", "absolute-path"), ("src/../../x.go", "dot-dot"), (".git/config", "dot-git"),
+    ("git~1/config", "dot-git"), (".GIT./hooks/x", "dot-git"), (".git /config", "dot-git"),
+    (".git::$INDEX_ALLOCATION/config", "dot-git"), ("src/.g\u200cit/x", "dot-git"), ("src//x.go", "invalid-name"),
+    ("src/x\0y.go", "invalid-name"), ("src/" + "L" * 256, "long-component"), ("src/linkdir/keep.txt", "through-symlink"),
+])
+def test_safety_rules_excuse_only_the_refusal_that_names_the_path(world, path, rule):
+    header = b"diff --git a/x b/x\n--- /dev/null\n+++ b/" + os.fsencode(path) + b"\n"
+    assert rule in safety_reasons(header, world, f"refusing {path!r}: unsafe")
+    # the same diff refused for another reason is not excused
+    assert safety_reasons(header, world, "malformed diff: Target without source: +++ b/x") == []
+    # and an ordinary name is never excused
+    assert safety_reasons(b"diff --git a/src/ok.go b/src/ok.go\n", world, "refusing 'src/ok.go'") == []
