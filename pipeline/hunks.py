@@ -183,8 +183,11 @@ def parse_diff(data: bytes, *, origin: str = "<diff>", first_line: int = 1) -> l
         for p in (fd.old_path, fd.new_path):
             if p is not None:
                 safe_relpath(p, where=where)
-        _check_mode(fd.old_mode, fd.old_path or fd.path, where)
-        _check_mode(fd.new_mode, fd.path, where)
+        # A mode counts only for a side that exists (git ignores an index line's mode on a new file).
+        if fd.old_path is not None:
+            _check_mode(fd.old_mode, fd.old_path, where)
+        if fd.new_path is not None:
+            _check_mode(fd.new_mode, fd.new_path, where)
     return files
 
 

@@ -561,6 +561,14 @@ class World:
                               cwd=cwd, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
         return proc.returncode, proc.stderr.decode(errors="replace").strip()
 
+    def already_there(self, diff: bytes, gp_out: Outcome, gp_snap: object) -> bool:
+        """gopatch never applies a patch twice: when the patch does not fit where its header
+        says but its reverse does, it reports "already applied" and changes nothing (exit 0),
+        where git refuses or looks for another place (README, "Where gopatch differs").
+        Excused only when the tree is untouched and `git apply -R --check` agrees."""
+        return ("is already in the tree (its reverse applies)" in gp_out.message and gp_snap == self.pristine
+                and self.reverse_applies(diff))
+
     def reverse_applies(self, diff: bytes) -> bool:
         """`git apply -R --check` of the diff on the pristine tree (an independent look at
         whether the change is already there)."""
@@ -593,8 +601,7 @@ class World:
         if gp_out.accepted and git_out.accepted:
             git_snap = snapshot(git_dir)
             if git_snap != gp_snap:
-                if "is already in the tree (its reverse applies)" in gp_out.message and gp_snap == self.pristine \
-                        and self.reverse_applies(diff):
+                if self.already_there(diff, gp_out, gp_snap):
                     # gopatch never applies a patch twice: its reverse fits, so it changes nothing,
                     # where git looks for another place to apply it again. (README, "Where gopatch differs")
                     res.verdict, res.allowed_by = "allowed", ["already-applied"]
@@ -602,6 +609,9 @@ class World:
                 res.verdict = "trees-differ"
                 res.detail = "the trees differ:\n" + describe_difference(gp_snap, git_snap, ("gopatch", "git"))
         elif gp_out.accepted:
+            if self.already_there(diff, gp_out, gp_snap):
+                res.verdict, res.allowed_by = "allowed", ["already-applied"]
+                return res
             res.verdict = "gopatch-accepts-git-refuses"
         elif git_out.accepted:
             reasons = safety_reasons(diff, self, gp_out.message) or behaviour_reasons(diff, gp_out.message,
