@@ -31,7 +31,7 @@ lint: install
 # The whole suite, as CI runs it: unit tests, then the end-to-end tests with two real make.bash
 # builds of go1.27.3 (Docker from an empty cache, then the host executor; each also builds
 # linux/arm64 through the cross shortcut) and `try`-style GOROOTs where patched sources compiled
-# by the vanilla compiler prove the same (~30 min on 2 cores; each build runs once per session
+# by the vanilla compiler prove the same (~32 min on 2 cores; each build runs once per session
 # and is shared, see tests/e2e/conftest.py). `make test-unit` is the fast part alone.
 test: lint
 	$(BIN)/pytest
@@ -41,7 +41,7 @@ test-unit: lint
 
 # The real builds `make test` leaves out (pytest marker full_build): go1.26.6 + its series, the
 # go1.27 series minus its last patch, and a direct cross make.bash against the shortcut, besides
-# the Docker build they need (~35 min on 2 cores).
+# the Docker build they need (~33 min on 2 cores).
 test-builds: lint
 	$(BIN)/pytest -m full_build tests/e2e
 

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 ENV = "GOPATCH_TEST_PHASES"
-BUILD_PREFIX = "e2e build: "
+BUILD_PREFIX = "e2e build: "  # a build fixture's wall time: build_seconds() adds these up
+STEP_PREFIX = "  of which gopatch build: "  # one target of it, as gopatch measured it
 RECORDED: list[tuple[str, float]] = []
 
 

@@ -81,10 +81,10 @@ def run_build(env: dict[str, str], cwd: Path, *targets: str) -> list[dict]:
 
 
 def record_build(name: str, results: list[dict]) -> None:
-    """One phase line per target of a build fixture: gopatch's own build seconds (0 on a cache hit,
-    which only GOPATCH_TEST_REUSE_BUILDS=1 allows), beside the fixture's wall time."""
+    """One line per target of a build fixture: gopatch's own build seconds (0 on a cache hit, which
+    only GOPATCH_TEST_REUSE_BUILDS=1 allows). A part of the fixture's line, so not counted again."""
     for r in results:
-        phases.record(f"{phases.BUILD_PREFIX}{name} {r['target']}{' (cached)' if r['cached'] else ''}, gopatch",
+        phases.record(f"{phases.STEP_PREFIX}{name} {r['target']}{' (cached)' if r['cached'] else ''}",
                       float(r["seconds"]))
 
 
