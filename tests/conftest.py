@@ -7,8 +7,10 @@ fails the test; locally it skips and says exactly what is missing.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import phases
 import pytest
 from prereq import IN_CI, missing, test_cache_dir  # noqa: F401 - re-exported for fixtures
 
@@ -70,3 +72,33 @@ def ctrl_c():
         yield
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+# Wall time of the unit and the e2e tests (setup, call and teardown: the e2e builds are set up
+# inside the tests that first need them), for CI's table of phases (tests/phases.py).
+_SUITE_SECONDS: dict[str, float] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    t0 = time.monotonic()
+    try:
+        return (yield)
+    finally:
+        suite = "e2e" if "e2e" in Path(item.path).parts else "unit"
+        _SUITE_SECONDS[suite] = _SUITE_SECONDS.get(suite, 0.0) + time.monotonic() - t0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "unit" in _SUITE_SECONDS:
+        phases.record("unit tests", _SUITE_SECONDS["unit"])
+    if "e2e" in _SUITE_SECONDS:
+        phases.record("e2e tests without the builds", _SUITE_SECONDS["e2e"] - phases.build_seconds())
+        phases.record("e2e tests and builds", _SUITE_SECONDS["e2e"])
+
+
+def pytest_terminal_summary(terminalreporter):
+    if phases.RECORDED:
+        terminalreporter.section("wall time per phase")
+        for phase, seconds in phases.RECORDED:
+            terminalreporter.write_line(f"{seconds:8.1f}s  {phase}")

@@ -1,9 +1,11 @@
 """gopatch build for real: go1.27.3 + the shipped series, make.bash in Docker and on the host,
 the cross shortcut, the cache, crash safety and a patch that does not compile.
 
-Budget: the session runs three full make.bash for these tests (the Docker build, the host-executor
-build, a direct cross make.bash for the equivalence proof) plus two cross shortcuts; everything
-else reuses them (see conftest.py).
+Budget: CI runs two full make.bash for these tests (the Docker build and the host-executor build)
+plus two cross shortcuts and a make.bash that fails in its first minute; everything else reuses
+them (see conftest.py). The direct cross make.bash of the equivalence proof (~8 minutes) is a
+`full_build` test: `make test-builds` runs it, CI does not (the Docker/host bit-identical check of
+the shortcut's archives stays in CI).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def _arm_archives(artifact: Path) -> dict[str, str]:
 
 
 @pytest.mark.docker
+@pytest.mark.full_build
 def test_cross_shortcut_equals_a_direct_cross_make_bash(docker_build, go_tree, shared_cache, tmp_path):
     """Same version, same files and (ideally) byte-identical archives as GOOS=linux GOARCH=arm64
     ./make.bash -distpack of the same stamped tree (run on the host: the archives are

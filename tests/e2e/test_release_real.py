@@ -20,10 +20,10 @@ TARGETS = ("linux/amd64", "linux/arm64")
 
 
 @pytest.fixture(scope="module")
-def released(docker_build, helpers, tmp_path_factory):
+def released(docker_build, docker_verified, helpers, tmp_path_factory):
     env, cwd = docker_build["env"], docker_build["out"]
-    for t in TARGETS:  # the release gate: only verified toolchains are released
-        proc = helpers.gopatch(["verify", "--target", t, "--json"], env=env, cwd=cwd, check=False, timeout=1800)
+    for t in TARGETS:  # the release gate: only verified toolchains are released (their verify.json)
+        proc = docker_verified[t]["proc"]
         assert proc.returncode == 0, proc.stderr[-3000:]
     dist = tmp_path_factory.mktemp("release") / "dist"
     proc = helpers.gopatch(["release", *[a for t in TARGETS for a in ("--target", t)], "--out", str(dist), "--json"],
