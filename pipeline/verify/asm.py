@@ -8,6 +8,7 @@ them per source-level function and checks the result against the patches' ``Touc
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import tempfile
 import time
 from collections import defaultdict
@@ -23,6 +24,7 @@ from .claims import Claim
 from .goenv import go_env
 from .model import FAIL, PASS, LayerResult
 from .toolchains import Toolchains
+from .vcache import VanillaCache
 
 
 def packages_for(claims: Iterable[Claim]) -> list[str]:
@@ -164,6 +166,7 @@ def check(
     must_not_change: Sequence[str] = (),
     timeout: float = 600,
     log: Callable[[str], None] | None = None,
+    vanilla_cache: bool = True,
 ) -> LayerResult:
     t0 = time.monotonic()
     packages = packages_for(claims)
@@ -174,13 +177,36 @@ def check(
         env = go_env(root, cache_dir=cache_dir, target=tc.target, extra=extra_env)
         return asmtext.parse(compile_listing(root, packages, env=env, timeout=timeout, log=log, error=error))
 
-    # The two compiles are independent; go build itself uses every core, overlap still helps.
-    # Patched sources that do not compile are a verification failure; a broken vanilla is not.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        van_f = pool.submit(listing, tc.vanilla, EnvironmentProblem)
-        pat_f = pool.submit(listing, tc.compiler, VerificationFailed)
-        vanilla, patched = van_f.result(), pat_f.result()
+    # The vanilla listing depends only on the distribution, the packages, the target and the
+    # build environment: from the vanilla cache after the first run of this release.
+    vc = VanillaCache(cache_dir, tc.vanilla, enabled=vanilla_cache)
+    parts = {"packages": list(packages), "target": str(tc.target), "extra_env": [list(kv) for kv in extra_env]}
+    hit = vc.get("asm", parts)
+    say = log or (lambda _: None)
+    if hit is not None:
+        say(f"asm: vanilla listing of {' '.join(packages)} from the vanilla cache ({hit[1].name[:12]})")
+        vanilla = {name: AsmFunction(name=name, file=f, code=tuple(code)) for name, (f, code) in hit[0].items()}
+        say(f"asm: compiling {' '.join(packages)} with -S (patched) ...")
+        patched = listing(tc.compiler, VerificationFailed)
+    else:
+        say(f"asm: compiling {' '.join(packages)} with -S (vanilla and patched, side by side) ...")
+
+        def vanilla_listing() -> dict[str, AsmFunction]:
+            env = go_env(tc.vanilla, cache_dir=cache_dir, target=tc.target, extra=extra_env)
+            text = compile_listing(tc.vanilla, packages, env=env, timeout=timeout, log=log, error=EnvironmentProblem)
+            parsed = asmtext.parse(text)
+            vc.put("asm", parts, {n: [f.file, list(f.code)] for n, f in parsed.items()},
+                   files={"listing.txt.gz": gzip.compress(text.encode(), compresslevel=1)})
+            return parsed
+
+        # The two compiles are independent; go build itself uses every core, overlap still helps.
+        # Patched sources that do not compile are a verification failure; a broken vanilla is not.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            van_f = pool.submit(vanilla_listing)
+            pat_f = pool.submit(listing, tc.compiler, VerificationFailed)
+            vanilla, patched = van_f.result(), pat_f.result()
     result = judge(vanilla, patched, claims, must_not_change=must_not_change)
     result.details["packages"] = packages
+    result.details["vanilla_cached"] = hit is not None
     result.seconds = time.monotonic() - t0
     return result

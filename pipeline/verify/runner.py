@@ -48,9 +48,10 @@ def run_layers(
         "version": lambda: version.check(tc, cache_dir=cache, suffix=opts.build.version_suffix,
                                          patch_count=len(claims), timeout=v.timeout, log=log),
         "asm": lambda: asm.check(tc, claims, cache_dir=cache, extra_env=extra, must_not_change=v.must_not_change,
-                                 timeout=v.timeout, log=log),
-        "ast": lambda: ast.check(tc, claims, cache_dir=cache, log=log),
-        "behavior": lambda: behavior.check(tc, claims, cache_dir=cache, tests=v.tests, timeout=v.timeout, log=log),
+                                 timeout=v.timeout, log=log, vanilla_cache=v.vanilla_cache),
+        "ast": lambda: ast.check(tc, claims, cache_dir=cache, log=log, vanilla_cache=v.vanilla_cache),
+        "behavior": lambda: behavior.check(tc, claims, cache_dir=cache, tests=v.tests, timeout=v.timeout, log=log,
+                                           jobs=v.jobs, vanilla_cache=v.vanilla_cache),
         "stability": lambda: stability.check(tc, soak=soak, cache_dir=cache, threshold=v.soak_threshold, log=log),
     }
     report = Report(target=str(tc.target), toolchain=str(tc.patched), vanilla=str(tc.vanilla),
@@ -58,8 +59,11 @@ def run_layers(
     for name in ORDER:
         if name in layers:
             if log:
-                log(f"verify: {name} layer")
+                log(f"verify: {name} layer ...")
             report.layers.append(_guarded(name, steps[name]))
+            if log:
+                done = report.layers[-1]
+                log(f"verify: {name} layer {done.status.upper()} in {done.seconds:.1f}s")
     return report
 
 
