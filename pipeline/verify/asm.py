@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
+import hashlib
+import json
 import tempfile
 import time
 from collections import defaultdict
@@ -24,7 +26,7 @@ from .claims import Claim
 from .goenv import go_env
 from .model import FAIL, PASS, LayerResult
 from .toolchains import Toolchains
-from .vcache import VanillaCache
+from .vcache import VanillaCache, code_identity, write_json_atomic
 
 
 def packages_for(claims: Iterable[Claim]) -> list[str]:
@@ -59,6 +61,26 @@ def compile_listing(
         raise error(f"{goroot}/bin/go build -S of {' '.join(packages)} failed "
                                  f"(exit {proc.returncode}):\n{tail}")
     return proc.stderr
+
+
+def parse_cached(text: str, cache_dir: Path) -> dict[str, AsmFunction]:
+    """``asmtext.parse(text)``, remembered by the listing's sha256 (and the parser's code): a warm
+    run replays the same 40 MB of -S output from the Go build cache, and parsing it again would
+    take seconds where reading the stored result takes a fraction of one."""
+    key = hashlib.sha256(code_identity().encode() + b"\0" + text.encode()).hexdigest()
+    memo = cache_dir / "verify" / "asmparse" / f"{key}.json"
+    try:
+        stored = json.loads(memo.read_text(encoding="utf-8"))
+        return {name: AsmFunction(name=name, file=f, code=tuple(code)) for name, (f, code) in stored.items()}
+    except (OSError, ValueError, TypeError):
+        pass
+    parsed = asmtext.parse(text)
+    write_json_atomic(memo, to_json(parsed))
+    return parsed
+
+
+def to_json(parsed: dict[str, AsmFunction]) -> dict[str, list]:
+    return {n: [f.file, list(f.code)] for n, f in parsed.items()}
 
 
 def _by_owner(funcs: dict[str, AsmFunction]) -> dict[str, list[AsmFunction]]:
@@ -175,7 +197,8 @@ def check(
 
     def listing(root: Path, error: type[GopatchError]) -> dict[str, AsmFunction]:
         env = go_env(root, cache_dir=cache_dir, target=tc.target, extra=extra_env)
-        return asmtext.parse(compile_listing(root, packages, env=env, timeout=timeout, log=log, error=error))
+        return parse_cached(compile_listing(root, packages, env=env, timeout=timeout, log=log, error=error),
+                            cache_dir)
 
     # The vanilla listing depends only on the distribution, the packages, the target and the
     # build environment: from the vanilla cache after the first run of this release.
@@ -195,7 +218,7 @@ def check(
             env = go_env(tc.vanilla, cache_dir=cache_dir, target=tc.target, extra=extra_env)
             text = compile_listing(tc.vanilla, packages, env=env, timeout=timeout, log=log, error=EnvironmentProblem)
             parsed = asmtext.parse(text)
-            vc.put("asm", parts, {n: [f.file, list(f.code)] for n, f in parsed.items()},
+            vc.put("asm", parts, to_json(parsed),
                    files={"listing.txt.gz": gzip.compress(text.encode(), compresslevel=1)})
             return parsed
 

@@ -92,7 +92,7 @@ def dist_identity(goroot: Path, cache_dir: Path) -> str:
         pass
     version = (goroot / "VERSION").read_text(encoding="utf-8", errors="replace").splitlines()[0].strip()
     identity = f"{version}:{_content_digest(goroot, files)}"
-    _write_json_atomic(memo, {"goroot": str(goroot), "signature": signature, "identity": identity})
+    write_json_atomic(memo, {"goroot": str(goroot), "signature": signature, "identity": identity})
     return identity
 
 
@@ -115,7 +115,7 @@ def dir_digest(path: Path) -> str:
     return _content_digest(path, _walk(path))
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
