@@ -114,6 +114,9 @@ def main() -> None:
         per = {x["layer"]: x["seconds"] for x in report["layers"]}
         print(f"{label:<7}{wall:>7.1f}s{cpu:>7.0f}s{ld:>6.1f}" + "".join(f"{per[n]:>9.1f}s" for n in layers)
               + f"   {'PASS' if report['passed'] else 'FAIL'}")
+        cpus = {x["layer"]: x["details"].get("cpu_seconds") for x in report["layers"]}
+        print(f"{'  cpu':<29}" + "".join(f"{cpus[n]:>9.0f}s" if cpus[n] is not None else f"{'-':>10}"
+                                          for n in layers))
     print("  (newtc = new toolchain of the same release, warm vanilla cache; cpu = CPU seconds of all child "
           "processes; load = 1-minute load average at the start)")
     print(f"peer   naive cold -S compile of both toolchains: {peer:.1f}s (load {load:.1f})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -18,12 +19,22 @@ from .toolchains import Toolchains, resolve
 ORDER = ("version", "asm", "ast", "behavior", "stability")
 
 
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _guarded(name: str, fn: Callable[[], LayerResult]) -> LayerResult:
     """A layer that times out or finds patched code that does not even compile has failed; it must
     not hide the verdicts of the other layers. Environment problems still end the command (exit 3)."""
     t0 = time.monotonic()
+    cpu0 = _cpu()
     try:
-        return fn()
+        result = fn()
+        # CPU seconds of gopatch and every process it waited for: on a shared machine the wall time
+        # says as much about the neighbours as about the layer; the CPU time does not.
+        result.details["cpu_seconds"] = round(_cpu() - cpu0, 1)
+        return result
     except subprocess.TimeoutExpired as exc:
         msg = f"timed out after {exc.timeout:.0f}s: {' '.join(map(str, exc.cmd))} (raise [verify] timeout)"
     except VerificationFailed as exc:
