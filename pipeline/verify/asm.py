@@ -70,8 +70,7 @@ def parse_cached(text: str, cache_dir: Path) -> dict[str, AsmFunction]:
     key = hashlib.sha256(code_identity().encode() + b"\0" + text.encode()).hexdigest()
     memo = cache_dir / "verify" / "asmparse" / f"{key}.json"
     try:
-        stored = json.loads(memo.read_text(encoding="utf-8"))
-        return {name: AsmFunction(name=name, file=f, code=tuple(code)) for name, (f, code) in stored.items()}
+        return from_json(json.loads(memo.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         pass
     parsed = asmtext.parse(text)
@@ -81,6 +80,10 @@ def parse_cached(text: str, cache_dir: Path) -> dict[str, AsmFunction]:
 
 def to_json(parsed: dict[str, AsmFunction]) -> dict[str, list]:
     return {n: [f.file, list(f.code)] for n, f in parsed.items()}
+
+
+def from_json(stored: dict[str, list]) -> dict[str, AsmFunction]:
+    return {name: AsmFunction(name=name, file=f, code=tuple(code)) for name, (f, code) in stored.items()}
 
 
 def _by_owner(funcs: dict[str, AsmFunction]) -> dict[str, list[AsmFunction]]:
@@ -208,7 +211,7 @@ def check(
     say = log or (lambda _: None)
     if hit is not None:
         say(f"asm: vanilla listing of {' '.join(packages)} from the vanilla cache ({hit[1].name[:12]})")
-        vanilla = {name: AsmFunction(name=name, file=f, code=tuple(code)) for name, (f, code) in hit[0].items()}
+        vanilla = from_json(hit[0])
         say(f"asm: compiling {' '.join(packages)} with -S (patched) ...")
         patched = listing(tc.compiler, VerificationFailed)
     else:
