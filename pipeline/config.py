@@ -146,6 +146,8 @@ class VerifyOptions:
     tests: str = ""  # go test -short subset: 'runtime:TestRegex sync'
     timeout: float = 600.0  # seconds per step (one compile, one probe, one go test)
     soak_threshold: float = 1.0  # allowed GC pause growth: 1.0 = +100 %
+    jobs: int = 1  # behaviour-layer lanes (patched probes, vanilla probes, each test package) at once
+    vanilla_cache: bool = True  # reuse vanilla-side results from <cache>/vanilla/ (pipeline/verify/vcache.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -471,6 +473,10 @@ SETTINGS: tuple[Setting, ...] = (
             help="seconds allowed per verify step (one compile, probe or go test)"),
     Setting(section="verify", key="soak_threshold", parse=_float, default="1.0",
             help="allowed growth of the patched GC pause p50/p99 over vanilla in --soak (1.0 = +100%)"),
+    Setting(section="verify", key="jobs", parse=_jobs, default="auto",
+            help="behaviour-layer lanes run at once: patched probes, vanilla probes, each test package (auto = CPUs)"),
+    Setting(section="verify", key="vanilla_cache", parse=_bool, default="1",
+            help="reuse vanilla-side results (asm listings, AST summaries, vanilla probe results) cached by content"),
 )
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))

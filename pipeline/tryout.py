@@ -26,7 +26,8 @@ that patch alone even when the checkout has the whole series applied.
 
 The probes and tests run through verify's behaviour layer (``pipeline.verify.behavior.check``):
 the same probe contract, the same ``go test -short`` through the recording ``-exec`` wrapper, the
-same report data. GOCACHE is verify's (``<cache>/verify/gocache``): its keys cover the compiler
+same report data, and the same vanilla cache (``<cache>/vanilla/``: a vanilla probe result is
+reused while the probe's bytes and the distribution are unchanged). GOCACHE is verify's (``<cache>/verify/gocache``): its keys cover the compiler
 and every source file but not the GOROOT path, so repeated tries -- and the vanilla side of every
 probe -- reuse earlier compiles.
 """
@@ -357,7 +358,8 @@ def run_try(opts: Options, *, names: Sequence[str] = (), all_: bool = False, pro
         tc = Toolchains(target=host, patched=dest, compiler=dest, vanilla=vanilla, version=release, release=release)
         claims = from_patches(chosen, series_dir) if probe else []
         layer = behavior.check(tc, claims, cache_dir=opts.cache.dir, tests=" ".join(tests),
-                               timeout=opts.verify.timeout, log=log)
+                               timeout=opts.verify.timeout, log=log, jobs=opts.verify.jobs,
+                               vanilla_cache=opts.verify.vanilla_cache)
         # verify's summary points at [verify] tests; try's tests are the --test flags.
         n_probes = sum(1 for p in layer.details.get("probes", []) if "probe" in p)
         layer.summary = (f"{n_probes} probe(s) run on patched and vanilla; {len(tests)} test package(s)"
@@ -403,7 +405,8 @@ def text(result: TryResult) -> str:
         for side in ("patched", "vanilla"):
             res = entry.get(side, {})
             status = "PASS" if res.get("ok") else "FAIL"
-            secs = f"{res.get('seconds', 0):5.1f}s" if "seconds" in res else "     -"
+            secs = ("cached" if res.get("cached") else f"{res.get('seconds', 0):5.1f}s" if "seconds" in res
+                    else "     -")
             why = res.get("error") or (res.get("facts") or {}).get("reason") or ""
             label = entry["patch"] if side == "patched" else ""
             out.append(f"  {label:<20} -expect={side:<8} {status}  {secs}  {why or _facts(res.get('facts'))}")

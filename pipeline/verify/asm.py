@@ -8,6 +8,9 @@ them per source-level function and checks the result against the patches' ``Touc
 from __future__ import annotations
 
 import fnmatch
+import gzip
+import hashlib
+import json
 import tempfile
 import time
 from collections import defaultdict
@@ -23,6 +26,7 @@ from .claims import Claim
 from .goenv import go_env
 from .model import FAIL, PASS, LayerResult
 from .toolchains import Toolchains
+from .vcache import VanillaCache, code_identity, write_json_atomic
 
 
 def packages_for(claims: Iterable[Claim]) -> list[str]:
@@ -57,6 +61,29 @@ def compile_listing(
         raise error(f"{goroot}/bin/go build -S of {' '.join(packages)} failed "
                                  f"(exit {proc.returncode}):\n{tail}")
     return proc.stderr
+
+
+def parse_cached(text: str, cache_dir: Path) -> dict[str, AsmFunction]:
+    """``asmtext.parse(text)``, remembered by the listing's sha256 (and the parser's code): a warm
+    run replays the same 40 MB of -S output from the Go build cache, and parsing it again would
+    take seconds where reading the stored result takes a fraction of one."""
+    key = hashlib.sha256(code_identity().encode() + b"\0" + text.encode()).hexdigest()
+    memo = cache_dir / "verify" / "asmparse" / f"{key}.json"
+    try:
+        return from_json(json.loads(memo.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        pass
+    parsed = asmtext.parse(text)
+    write_json_atomic(memo, to_json(parsed))
+    return parsed
+
+
+def to_json(parsed: dict[str, AsmFunction]) -> dict[str, list]:
+    return {n: [f.file, list(f.code)] for n, f in parsed.items()}
+
+
+def from_json(stored: dict[str, list]) -> dict[str, AsmFunction]:
+    return {name: AsmFunction(name=name, file=f, code=tuple(code)) for name, (f, code) in stored.items()}
 
 
 def _by_owner(funcs: dict[str, AsmFunction]) -> dict[str, list[AsmFunction]]:
@@ -164,6 +191,7 @@ def check(
     must_not_change: Sequence[str] = (),
     timeout: float = 600,
     log: Callable[[str], None] | None = None,
+    vanilla_cache: bool = True,
 ) -> LayerResult:
     t0 = time.monotonic()
     packages = packages_for(claims)
@@ -172,15 +200,39 @@ def check(
 
     def listing(root: Path, error: type[GopatchError]) -> dict[str, AsmFunction]:
         env = go_env(root, cache_dir=cache_dir, target=tc.target, extra=extra_env)
-        return asmtext.parse(compile_listing(root, packages, env=env, timeout=timeout, log=log, error=error))
+        return parse_cached(compile_listing(root, packages, env=env, timeout=timeout, log=log, error=error),
+                            cache_dir)
 
-    # The two compiles are independent; go build itself uses every core, overlap still helps.
-    # Patched sources that do not compile are a verification failure; a broken vanilla is not.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        van_f = pool.submit(listing, tc.vanilla, EnvironmentProblem)
-        pat_f = pool.submit(listing, tc.compiler, VerificationFailed)
-        vanilla, patched = van_f.result(), pat_f.result()
+    # The vanilla listing depends only on the distribution, the packages, the target and the
+    # build environment: from the vanilla cache after the first run of this release.
+    vc = VanillaCache(cache_dir, tc.vanilla, enabled=vanilla_cache)
+    parts = {"packages": list(packages), "target": str(tc.target), "extra_env": [list(kv) for kv in extra_env]}
+    hit = vc.get("asm", parts)
+    say = log or (lambda _: None)
+    if hit is not None:
+        say(f"asm: vanilla listing of {' '.join(packages)} from the vanilla cache ({hit[1].name[:12]})")
+        vanilla = from_json(hit[0])
+        say(f"asm: compiling {' '.join(packages)} with -S (patched) ...")
+        patched = listing(tc.compiler, VerificationFailed)
+    else:
+        say(f"asm: compiling {' '.join(packages)} with -S (vanilla and patched, side by side) ...")
+
+        def vanilla_listing() -> dict[str, AsmFunction]:
+            env = go_env(tc.vanilla, cache_dir=cache_dir, target=tc.target, extra=extra_env)
+            text = compile_listing(tc.vanilla, packages, env=env, timeout=timeout, log=log, error=EnvironmentProblem)
+            parsed = asmtext.parse(text)
+            vc.put("asm", parts, to_json(parsed),
+                   files={"listing.txt.gz": gzip.compress(text.encode(), compresslevel=1)})
+            return parsed
+
+        # The two compiles are independent; go build itself uses every core, overlap still helps.
+        # Patched sources that do not compile are a verification failure; a broken vanilla is not.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            van_f = pool.submit(vanilla_listing)
+            pat_f = pool.submit(listing, tc.compiler, VerificationFailed)
+            vanilla, patched = van_f.result(), pat_f.result()
     result = judge(vanilla, patched, claims, must_not_change=must_not_change)
     result.details["packages"] = packages
+    result.details["vanilla_cached"] = hit is not None
     result.seconds = time.monotonic() - t0
     return result

@@ -29,6 +29,7 @@ from .claims import Claim
 from .goenv import go_env
 from .model import FAIL, PASS, LayerResult
 from .toolchains import Toolchains
+from .vcache import VanillaCache
 
 
 def helper_source() -> bytes:
@@ -126,20 +127,33 @@ def check(
     *,
     cache_dir: Path,
     log: Callable[[str], None] | None = None,
+    vanilla_cache: bool = True,
 ) -> LayerResult:
     t0 = time.monotonic()
     if shutil.which(str(tc.vanilla / "bin" / "go")) is None:
         raise EnvironmentProblem(f"{tc.vanilla}/bin/go is missing: cannot build the AST helper.")
+    say = log or (lambda _: None)
+    say("ast: building the AST helper (cached after the first run) ...")
     helper = build_helper(tc.vanilla, cache_dir, log=log)
+    # A vanilla package's description depends on the distribution, the package, the target and
+    # the helper's source (part of the cache's code identity).
+    vc = VanillaCache(cache_dir, tc.vanilla, enabled=vanilla_cache)
     packages = []
     problems: list[str] = []
+    cached = 0
     for pkg in packages_for(claims):
-        result = compare(describe(helper, tc.vanilla, pkg, tc.target, log=log),
-                         describe(helper, tc.patched, pkg, tc.target, log=log), claims)
+        parts = {"package": pkg, "target": str(tc.target)}
+        hit = vc.get("ast", parts)
+        if hit is not None:
+            vanilla, cached = hit[0], cached + 1
+        else:
+            vanilla = describe(helper, tc.vanilla, pkg, tc.target, log=log)
+            vc.put("ast", parts, vanilla)
+        result = compare(vanilla, describe(helper, tc.patched, pkg, tc.target, log=log), claims)
         packages.append(result)
         problems += result["problems"]
     n = sum(len(p["changed"]) for p in packages)
     summary = (f"{n} function(s) changed in {len(packages)} package(s); "
                f"{sum(len(p['api_changes']) for p in packages)} API change(s); {len(problems)} problem(s)")
     return LayerResult(layer="ast", status=FAIL if problems else PASS, summary=summary, problems=problems,
-                       details={"packages": packages}, seconds=time.monotonic() - t0)
+                       details={"packages": packages, "vanilla_cached": cached}, seconds=time.monotonic() - t0)

