@@ -82,11 +82,16 @@ class ArtifactStore:
         """A fresh work directory for ``key``; call with the key's lock held.
 
         Leftovers of an earlier build of the same key (killed, crashed) are removed first: the
-        lock proves that nobody is using them.
+        lock proves that no gopatch is using them. Its steps may still be running, though: a
+        host step runs in a session of its own (so that it can be stopped as a group), and a
+        gopatch killed with -9 cannot take it along. Such orphans go on compiling into the
+        directory, and Go's tools recreate $HOME/.config under it after it was removed. So
+        they are stopped first.
         """
         tmp = self.root / ".tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         for old in tmp.glob(f"{key[:16]}-*"):
+            kill_processes_in(old)
             shutil.rmtree(old, ignore_errors=True)
         return Path(tempfile.mkdtemp(prefix=f"{key[:16]}-", dir=tmp))
 
@@ -136,6 +141,45 @@ class ArtifactStore:
                 return
             os.replace(artifact.path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def kill_processes_in(directory: Path, *, wait: float = 10.0) -> list[int]:
+    """SIGKILL every process whose working directory or executable is inside ``directory``
+    (Linux /proc; elsewhere nothing is found), and wait until they are gone. Returns their pids."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    root = os.path.realpath(directory)
+    victims = []
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        for link in ("cwd", "exe"):
+            try:
+                target = os.readlink(f"/proc/{entry.name}/{link}")
+            except OSError:
+                continue
+            if target == root or target.startswith(root + "/"):
+                victims.append(int(entry.name))
+                break
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, 9)
+    deadline = time.monotonic() + wait
+    alive = list(victims)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if _alive(pid)]
+        if alive:
+            time.sleep(0.05)
+    return victims
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie is dead; its parent (init) reaps it
 
 
 def _link_or_copy(src: str, dst: str) -> None:

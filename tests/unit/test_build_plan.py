@@ -256,3 +256,29 @@ def test_cache_ls_and_prune(tmp_path, monkeypatch):
     assert gone.exit_code == 0 and req.store.entries() == []
     refused = runner.invoke(app, ["cache", "prune"]).exception
     assert isinstance(refused, UsageError) and refused.exit_code == 2
+
+
+def test_leftovers_of_a_killed_build_are_stopped_before_they_are_removed(tmp_path):
+    # A step of a gopatch killed with -9 goes on running in its own session and would write
+    # into the work directory again after it was removed (Go tools recreate $HOME/.config).
+    import subprocess
+    import time
+
+    from pipeline.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "cache")
+    key = "ab" * 32
+    stale = store.root / ".tmp" / f"{key[:16]}-dead"
+    (stale / "home").mkdir(parents=True)
+    orphan = subprocess.Popen(["sh", "-c", "while :; do mkdir -p home/.config/go; sleep 0.01; done"], cwd=stale,
+                              start_new_session=True)
+    try:
+        time.sleep(0.2)
+        fresh = store.workdir(key)
+        assert orphan.wait(timeout=10) == -9
+        time.sleep(0.2)
+        assert not stale.exists() and fresh.is_dir()
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
