@@ -23,6 +23,7 @@ from ..errors import EnvironmentProblem, GopatchError, VerificationFailed
 from . import asmtext
 from .asmtext import AsmFunction
 from .claims import Claim
+from .cpumeter import submit
 from .goenv import go_env
 from .model import FAIL, PASS, LayerResult
 from .toolchains import Toolchains
@@ -207,30 +208,31 @@ def check(
     # build environment: from the vanilla cache after the first run of this release.
     vc = VanillaCache(cache_dir, tc.vanilla, enabled=vanilla_cache)
     parts = {"packages": list(packages), "target": str(tc.target), "extra_env": [list(kv) for kv in extra_env]}
-    hit = vc.get("asm", parts)
     say = log or (lambda _: None)
-    if hit is not None:
-        say(f"asm: vanilla listing of {' '.join(packages)} from the vanilla cache ({hit[1].name[:12]})")
-        vanilla = from_json(hit[0])
-        say(f"asm: compiling {' '.join(packages)} with -S (patched) ...")
-        patched = listing(tc.compiler, VerificationFailed)
-    else:
-        say(f"asm: compiling {' '.join(packages)} with -S (vanilla and patched, side by side) ...")
 
-        def vanilla_listing() -> dict[str, AsmFunction]:
-            env = go_env(tc.vanilla, cache_dir=cache_dir, target=tc.target, extra=extra_env)
-            text = compile_listing(tc.vanilla, packages, env=env, timeout=timeout, log=log, error=EnvironmentProblem)
-            parsed = asmtext.parse(text)
-            vc.put("asm", parts, to_json(parsed),
-                   files={"listing.txt.gz": gzip.compress(text.encode(), compresslevel=1)})
-            return parsed
+    def vanilla_listing() -> dict[str, AsmFunction]:
+        env = go_env(tc.vanilla, cache_dir=cache_dir, target=tc.target, extra=extra_env)
+        text = compile_listing(tc.vanilla, packages, env=env, timeout=timeout, log=log, error=EnvironmentProblem)
+        parsed = asmtext.parse(text)
+        vc.put("asm", parts, to_json(parsed),
+               files={"listing.txt.gz": gzip.compress(text.encode(), compresslevel=1)})
+        return parsed
 
-        # The two compiles are independent; go build itself uses every core, overlap still helps.
-        # Patched sources that do not compile are a verification failure; a broken vanilla is not.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            van_f = pool.submit(vanilla_listing)
-            pat_f = pool.submit(listing, tc.compiler, VerificationFailed)
-            vanilla, patched = van_f.result(), pat_f.result()
+    # The two compiles are independent; go build itself uses every core, overlap still helps.
+    # The patched one is needed either way, so it starts before the vanilla cache's key is known:
+    # the key's first computation for a distribution hashes all of it (a second or more).
+    # Patched sources that do not compile are a verification failure; a broken vanilla is not.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pat_f = submit(pool, listing, tc.compiler, VerificationFailed)
+        hit = vc.get("asm", parts)
+        if hit is not None:
+            say(f"asm: vanilla listing of {' '.join(packages)} from the vanilla cache ({hit[1].name[:12]})")
+            say(f"asm: compiling {' '.join(packages)} with -S (patched) ...")
+            vanilla = from_json(hit[0])
+        else:
+            say(f"asm: compiling {' '.join(packages)} with -S (vanilla and patched, side by side) ...")
+            vanilla = submit(pool, vanilla_listing).result()
+        patched = pat_f.result()
     result = judge(vanilla, patched, claims, must_not_change=must_not_change)
     result.details["packages"] = packages
     result.details["vanilla_cached"] = hit is not None

@@ -23,6 +23,7 @@ from typing import Any
 from ..cmd import run
 from ..progress import PlainProgress
 from .claims import Claim
+from .cpumeter import submit
 from .goenv import go_env, host_target
 from .model import FAIL, PASS, SKIP, LayerResult
 from .toolchains import Toolchains
@@ -124,13 +125,21 @@ def check(
     log: Callable[[str], None] | None = None,
     jobs: int = 0,
     vanilla_cache: bool = True,
+    hold: Callable[[], None] | None = None,
 ) -> LayerResult:
     """Probes on both sides and the configured tests, in independent *lanes* run ``jobs`` at a time
     (0: one per CPU). A lane runs its steps one after the other: the patched probes share one
     toolchain's freshly compiled runtime and std, so running them side by side would compile the
     same packages twice; the vanilla probes are another lane (another compiler, nothing shared),
     each test package one more. Vanilla probe results come from the vanilla cache when the same
-    probe bytes already held on the same distribution."""
+    probe bytes already held on the same distribution.
+
+    ``hold`` (the runner's scheduling, when other layers compile at the same time): called before a
+    lane that compiles the ordinary standard packages starts. Two go commands of one compiler that
+    build the same packages at the same time both do the work (the build cache shares results, not
+    work in flight), so those lanes wait for the runner's say-so. The lane of ``go test runtime``
+    does not wait and goes first: its test variant of runtime makes go recompile every package
+    that imports runtime, which no other build shares, and at ~36 CPU seconds it is the longest."""
     t0 = time.monotonic()
     if tc.target != host_target():
         return LayerResult(layer="behavior", status=SKIP, seconds=0.0,
@@ -139,7 +148,8 @@ def check(
     problems: list[str] = []
     probes: list[dict[str, Any]] = []
     vc = VanillaCache(cache_dir, tc.vanilla, enabled=vanilla_cache)
-    lanes: dict[str, list[tuple[str, Callable[[], None]]]] = {"patched": [], "vanilla": []}
+    lanes: dict[str, Lane] = {"patched": []}
+    vanilla_wanted: list[tuple[Claim, dict[str, Any]]] = []
     cached = 0
 
     def probe_step(c: Claim, entry: dict[str, Any], side: str, root: Path) -> Callable[[], None]:
@@ -160,15 +170,28 @@ def check(
         entry: dict[str, Any] = {"patch": c.name, "probe": str(c.probe)}
         probes.append(entry)
         lanes["patched"].append((f"probe {c.probe.name} -expect=patched", probe_step(c, entry, "patched", tc.compiler)))
-        hit = vc.get("probe", _probe_parts(c.probe))
-        if hit is not None:
-            entry["vanilla"] = {**hit[0], "cached": str(hit[1])}
-            cached += 1
-            say(f"behavior: probe {c.probe.name} -expect=vanilla: held before on this distribution "
-                f"(vanilla cache {hit[1].name[:12]})")
-        else:
-            lanes["vanilla"].append((f"probe {c.probe.name} -expect=vanilla",
-                                     probe_step(c, entry, "vanilla", tc.vanilla)))
+        vanilla_wanted.append((c, entry))
+
+    def vanilla_lane() -> list[tuple[str, Callable[[], None]]]:
+        """The vanilla probes the vanilla cache does not answer. Looked up in the lane, not before
+        the lanes start: a distribution's first lookup hashes all of it, and the runtime test lane
+        need not wait for that."""
+        nonlocal cached
+        steps = []
+        for c, entry in vanilla_wanted:
+            assert c.probe is not None
+            hit = vc.get("probe", _probe_parts(c.probe))
+            if hit is not None:
+                entry["vanilla"] = {**hit[0], "cached": str(hit[1])}
+                cached += 1
+                say(f"behavior: probe {c.probe.name} -expect=vanilla: held before on this distribution "
+                    f"(vanilla cache {hit[1].name[:12]})")
+            else:
+                steps.append((f"probe {c.probe.name} -expect=vanilla", probe_step(c, entry, "vanilla", tc.vanilla)))
+        return steps
+
+    if vanilla_wanted:
+        lanes["vanilla"] = vanilla_lane
     test_results: list[dict[str, Any]] = []
     for pkg, pattern in parse_test_spec(tests):
         slot: dict[str, Any] = {}
@@ -178,7 +201,9 @@ def check(
             slot.update(run_test(tc, pkg, pattern, cache_dir=cache_dir, timeout=timeout, log=log))
         lanes[f"test {pkg}"] = [(f"go test -short {pkg}" + (f" -run {pattern}" if pattern else ""), test_step)]
 
-    _run_lanes({k: v for k, v in lanes.items() if v}, jobs=jobs, log=say)
+    first = [k for k in lanes if k == "test runtime"]  # see `hold` above
+    ordered = {k: lanes[k] for k in [*first, *(k for k in lanes if k not in first)] if lanes[k]}
+    workers = _run_lanes(ordered, jobs=jobs, log=say, hold=hold, free=set(first))
 
     for entry in probes:
         for side in ("patched", "vanilla"):
@@ -198,33 +223,46 @@ def check(
                + ("" if tests.strip() else " (none configured: [verify] tests)") + f"; {len(problems)} problem(s)")
     return LayerResult(layer="behavior", status=FAIL if problems else PASS, summary=summary, problems=problems,
                        details={"probes": probes, "tests": test_results, "vanilla_cached": cached,
-                                "jobs": _jobs(jobs, len(lanes))},
+                                "jobs": workers},
                        seconds=time.monotonic() - t0)
+
+
+# A lane: its steps (label, function) in order, or a function that returns them in the lane's thread.
+Lane = list[tuple[str, Callable[[], None]]] | Callable[[], list[tuple[str, Callable[[], None]]]]
 
 
 def _jobs(jobs: int, lanes: int) -> int:
     return max(1, min(jobs or os.cpu_count() or 1, max(lanes, 1)))
 
 
-def _run_lanes(lanes: dict[str, list[tuple[str, Callable[[], None]]]], *, jobs: int,
-               log: Callable[[str], None]) -> None:
+def _run_lanes(lanes: dict[str, Lane], *, jobs: int,
+               log: Callable[[str], None], hold: Callable[[], None] | None = None,
+               free: set[str] | None = None) -> int:
     """Run each lane's steps in order, up to ``jobs`` lanes at once, with one progress line per
-    step start and end ('[vanilla 0:12] probe handoffp -expect=vanilla')."""
+    step start and end ('[vanilla 0:12] probe handoffp -expect=vanilla'). A lane not in ``free``
+    first calls ``hold`` (see check). A free lane runs beside the ``jobs`` others, not in place of
+    one: it starts while the held lanes wait, and held lanes that then found every place taken by
+    it would run one after the other at the end. Returns the number of lanes run at once."""
     progress = PlainProgress(log)
 
-    def lane(name: str, steps: list[tuple[str, Callable[[], None]]]) -> None:
-        for label, step in steps:
+    def lane(name: str, steps: Lane) -> None:
+        if hold is not None and name not in (free or set()):
+            progress.stage(name, "waiting for the other layers' compiles of the same packages ...")
+            hold()
+        for label, step in steps() if callable(steps) else steps:
             progress.stage(name, f"{label} ...")
             t = time.monotonic()
             step()
             progress.stage(name, f"{label}: done in {time.monotonic() - t:.1f}s")
 
-    workers = _jobs(jobs, len(lanes))
+    n_free = len(set(lanes) & (free or set())) if hold is not None else 0
+    workers = _jobs(jobs, len(lanes) - n_free) + n_free
     if workers == 1:
         for name, steps in lanes.items():
             lane(name, steps)
-        return
+        return workers
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="behavior") as pool:
-        futures = [pool.submit(lane, name, steps) for name, steps in lanes.items()]
+        futures = [submit(pool, lane, name, steps) for name, steps in lanes.items()]
         for f in futures:
             f.result()
+    return workers

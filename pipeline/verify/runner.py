@@ -1,9 +1,17 @@
-"""Run the selected layers in order and assemble one Report (the stage function the CLI calls)."""
+"""Run the selected layers and assemble one Report in layer order (the stage function the CLI calls).
+
+Scheduling (cold runs are CPU-bound on small machines, so the point is to keep every core busy
+without compiling anything twice): version first (a second); then the behaviour layer in its own
+thread, side by side with asm and then ast in this one; stability (--soak) last and alone, since it
+measures GC pauses and would measure its neighbours too. The behaviour lanes that compile the same
+standard packages as the asm layer's compiles wait for them to finish (behavior.check's ``hold``);
+its ``go test runtime`` lane, which shares nothing with them, starts at once.
+"""
 
 from __future__ import annotations
 
-import resource
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,27 +21,24 @@ from ..errors import VerificationFailed
 from ..headbuild import head_toolchain
 from . import asm, ast, behavior, stability, version
 from .claims import Claim, load_claims
+from .cpumeter import Meter, metered
 from .model import FAIL, LayerResult, Report
 from .toolchains import Toolchains, resolve
 
 ORDER = ("version", "asm", "ast", "behavior", "stability")
 
 
-def _cpu() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def _guarded(name: str, fn: Callable[[], LayerResult]) -> LayerResult:
     """A layer that times out or finds patched code that does not even compile has failed; it must
     not hide the verdicts of the other layers. Environment problems still end the command (exit 3)."""
     t0 = time.monotonic()
-    cpu0 = _cpu()
+    meter = Meter()
     try:
-        result = fn()
-        # CPU seconds of gopatch and every process it waited for: on a shared machine the wall time
-        # says as much about the neighbours as about the layer; the CPU time does not.
-        result.details["cpu_seconds"] = round(_cpu() - cpu0, 1)
+        result = metered(meter, fn)
+        # CPU seconds of the layer's own threads and of every process it ran (cpumeter.py: layers
+        # run side by side, so the process-wide counters cannot tell them apart): on a shared
+        # machine the wall time says as much about the neighbours as about the layer.
+        result.details["cpu_seconds"] = round(meter.seconds, 1)
         return result
     except subprocess.TimeoutExpired as exc:
         msg = f"timed out after {exc.timeout:.0f}s: {' '.join(map(str, exc.cmd))} (raise [verify] timeout)"
@@ -54,6 +59,10 @@ def run_layers(
 ) -> Report:
     cache = opts.cache.dir
     v = opts.verify
+    # Set when the asm layer's compiles are over (or it does not run): see behavior.check's hold.
+    asm_done = threading.Event()
+    if "asm" not in layers:
+        asm_done.set()
     extra = (*opts.build.extra_env, *((("GOEXPERIMENT", opts.build.goexperiment),) if opts.build.goexperiment else ()))
     steps: dict[str, Callable[[], LayerResult]] = {
         "version": lambda: version.check(tc, cache_dir=cache, suffix=opts.build.version_suffix,
@@ -62,20 +71,57 @@ def run_layers(
                                  timeout=v.timeout, log=log, vanilla_cache=v.vanilla_cache),
         "ast": lambda: ast.check(tc, claims, cache_dir=cache, log=log, vanilla_cache=v.vanilla_cache),
         "behavior": lambda: behavior.check(tc, claims, cache_dir=cache, tests=v.tests, timeout=v.timeout, log=log,
-                                           jobs=v.jobs, vanilla_cache=v.vanilla_cache),
+                                           jobs=v.jobs, vanilla_cache=v.vanilla_cache, hold=asm_done.wait),
         "stability": lambda: stability.check(tc, soak=soak, cache_dir=cache, threshold=v.soak_threshold, log=log),
     }
     report = Report(target=str(tc.target), toolchain=str(tc.patched), vanilla=str(tc.vanilla),
                     version=tc.version, patches=[c.name for c in claims])
-    for name in ORDER:
-        if name in layers:
-            if log:
-                log(f"verify: {name} layer ...")
-            report.layers.append(_guarded(name, steps[name]))
-            if log:
-                done = report.layers[-1]
-                log(f"verify: {name} layer {done.status.upper()} in {done.seconds:.1f}s")
+    results: dict[str, LayerResult] = {}
+
+    def layer(name: str) -> None:
+        if name not in layers:
+            return
+        if log:
+            log(f"verify: {name} layer ...")
+        results[name] = done = _guarded(name, steps[name])
+        if log:
+            log(f"verify: {name} layer {done.status.upper()} in {done.seconds:.1f}s")
+
+    layer("version")
+    side = _Side(lambda: layer("behavior")) if "behavior" in layers else None
+    try:
+        try:
+            layer("asm")
+        finally:
+            asm_done.set()
+        layer("ast")
+    finally:
+        if side is not None:
+            side.join()  # an error of asm or ast waits for behaviour's commands: none is left running
+    if side is not None:
+        side.reraise()
+    layer("stability")
+    report.layers = [results[name] for name in ORDER if name in results]
     return report
+
+
+class _Side(threading.Thread):
+    """A layer run beside the others; reraise() raises what it raised (an EnvironmentProblem)."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        super().__init__(name="verify-behavior", daemon=True)
+        self._fn, self._error = fn, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._fn()
+        except BaseException as exc:  # handed to the caller by reraise()
+            self._error = exc
+
+    def reraise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def verify(

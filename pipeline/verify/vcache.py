@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -75,9 +76,18 @@ def _content_digest(root: Path, files: list[tuple[str, os.stat_result]]) -> str:
     return h.hexdigest()
 
 
+# One hashing per distribution per process: verify's layers run side by side and would otherwise
+# hash the same 250 MB at the same moment, each for its own first lookup.
+_dist_lock = threading.Lock()
+
+
 def dist_identity(goroot: Path, cache_dir: Path) -> str:
     """``<VERSION first line>:<sha256 of every file's content>`` of the distribution at ``goroot``."""
-    goroot = Path(goroot).absolute()
+    with _dist_lock:
+        return _dist_identity(Path(goroot).absolute(), cache_dir)
+
+
+def _dist_identity(goroot: Path, cache_dir: Path) -> str:
     files = _walk(goroot)
     sig = hashlib.sha256()
     for rel, st in files:
