@@ -4,8 +4,9 @@ Scheduling (cold runs are CPU-bound on small machines, so the point is to keep e
 without compiling anything twice): version first (a second); then the behaviour layer in its own
 thread, side by side with asm and then ast in this one; stability (--soak) last and alone, since it
 measures GC pauses and would measure its neighbours too. The behaviour lanes that compile the same
-standard packages as the asm layer's compiles wait for them to finish (behavior.check's ``hold``);
-its ``go test runtime`` lane, which shares nothing with them, starts at once.
+standard packages as the asm layer's compiles and the ast layer's helper build wait for those two
+layers to finish (behavior.check's ``hold``); its ``go test runtime`` lane, which shares nothing
+with them, starts at once, so two or three compiles keep both cores busy from the first second.
 """
 
 from __future__ import annotations
@@ -59,10 +60,8 @@ def run_layers(
 ) -> Report:
     cache = opts.cache.dir
     v = opts.verify
-    # Set when the asm layer's compiles are over (or it does not run): see behavior.check's hold.
-    asm_done = threading.Event()
-    if "asm" not in layers:
-        asm_done.set()
+    # Set when the asm and ast layers are over (or do not run): see behavior.check's hold.
+    compiled = threading.Event()
     extra = (*opts.build.extra_env, *((("GOEXPERIMENT", opts.build.goexperiment),) if opts.build.goexperiment else ()))
     steps: dict[str, Callable[[], LayerResult]] = {
         "version": lambda: version.check(tc, cache_dir=cache, suffix=opts.build.version_suffix,
@@ -71,7 +70,7 @@ def run_layers(
                                  timeout=v.timeout, log=log, vanilla_cache=v.vanilla_cache),
         "ast": lambda: ast.check(tc, claims, cache_dir=cache, log=log, vanilla_cache=v.vanilla_cache),
         "behavior": lambda: behavior.check(tc, claims, cache_dir=cache, tests=v.tests, timeout=v.timeout, log=log,
-                                           jobs=v.jobs, vanilla_cache=v.vanilla_cache, hold=asm_done.wait),
+                                           jobs=v.jobs, vanilla_cache=v.vanilla_cache, hold=compiled.wait),
         "stability": lambda: stability.check(tc, soak=soak, cache_dir=cache, threshold=v.soak_threshold, log=log),
     }
     report = Report(target=str(tc.target), toolchain=str(tc.patched), vanilla=str(tc.vanilla),
@@ -92,9 +91,9 @@ def run_layers(
     try:
         try:
             layer("asm")
+            layer("ast")
         finally:
-            asm_done.set()
-        layer("ast")
+            compiled.set()
     finally:
         if side is not None:
             side.join()  # an error of asm or ast waits for behaviour's commands: none is left running
