@@ -10,6 +10,13 @@ Runs verify three times against the same toolchain, each as a child process:
   rebuilt tree) costs: a new compiler hits nothing in the build cache, so its side compiles from
   scratch, while the vanilla side comes from the vanilla cache.
 
+Layers overlap (pipeline/verify/runner.py): behaviour runs beside asm and then ast, so the layer
+figures do not add up to the run's wall time. Each run therefore also prints the behaviour layer's
+lanes (the wall seconds of each lane's steps; all but `test runtime` start after asm and ast) and
+the critical path: whichever ends last, version+asm+ast followed by the longest held lane, or the
+`test runtime` lane that starts with them. Per-layer CPU seconds come from each layer's own
+threads and commands (pipeline/verify/cpumeter.py), so they stay right while layers overlap.
+
 The peer, measured in the same run, is the naive way to get the same assembly: two cold
 `go build -gcflags=<pkg>=-S <pkg>` (vanilla, patched) one after the other. Each run also shows
 the CPU seconds of its child processes and the load average, since on a shared machine wall
@@ -83,6 +90,36 @@ def naive_peer(args: argparse.Namespace, real_cache: Path) -> float:
     return time.monotonic() - t0
 
 
+def lanes(report: dict) -> dict[str, float]:
+    """Wall seconds of each behaviour lane's steps, from the report (cached vanilla probes: 0)."""
+    beh = next((x for x in report["layers"] if x["layer"] == "behavior"), None)
+    if beh is None or beh["status"] == "skip":
+        return {}
+    out: dict[str, float] = {}
+    for side in ("patched", "vanilla"):
+        runs = [p[side] for p in beh["details"]["probes"] if side in p and "cached" not in p[side]]
+        if runs:
+            out[side] = sum(r.get("seconds") or 0.0 for r in runs)
+    for t in beh["details"]["tests"]:
+        out[f"test {t['package']}"] = t["seconds"]
+    return out
+
+
+def critical_path(report: dict) -> str:
+    per = {x["layer"]: x["seconds"] for x in report["layers"]}
+    lane = lanes(report)
+    first = per.get("version", 0.0) + per.get("asm", 0.0) + per.get("ast", 0.0)
+    held = {k: v for k, v in lane.items() if k != "test runtime"}
+    paths = {"version+asm+ast": first}
+    if held:
+        longest = max(held, key=held.__getitem__)
+        paths[f"version+asm+ast then the {longest} lane"] = first + held[longest]
+    if "test runtime" in lane:
+        paths["version then the test runtime lane"] = per.get("version", 0.0) + lane["test runtime"]
+    name = max(paths, key=paths.__getitem__)
+    return f"{name} ~{paths[name]:.0f}s"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--toolchain")
@@ -117,6 +154,10 @@ def main() -> None:
         cpus = {x["layer"]: x["details"].get("cpu_seconds") for x in report["layers"]}
         print(f"{'  cpu':<29}" + "".join(f"{cpus[n]:>9.0f}s" if cpus[n] is not None else f"{'-':>10}"
                                           for n in layers))
+        lane = lanes(report)
+        if lane:
+            print("  lanes " + ", ".join(f"{k} {v:.1f}s" for k, v in lane.items())
+                  + f"; critical path: {critical_path(report)}")
     print("  (newtc = new toolchain of the same release, warm vanilla cache; cpu = CPU seconds of all child "
           "processes; load = 1-minute load average at the start)")
     print(f"peer   naive cold -S compile of both toolchains: {peer:.1f}s (load {load:.1f})")
