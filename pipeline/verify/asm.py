@@ -193,7 +193,10 @@ def check(
     timeout: float = 600,
     log: Callable[[str], None] | None = None,
     vanilla_cache: bool = True,
+    compiled: Callable[[str], None] | None = None,
 ) -> LayerResult:
+    """``compiled("patched")``/``compiled("vanilla")``: said as soon as that side's go build is over
+    (the runner lets the behaviour lanes of that compiler start then; see runner.py)."""
     t0 = time.monotonic()
     packages = packages_for(claims)
     if not packages:
@@ -201,8 +204,10 @@ def check(
 
     def listing(root: Path, error: type[GopatchError]) -> dict[str, AsmFunction]:
         env = go_env(root, cache_dir=cache_dir, target=tc.target, extra=extra_env)
-        return parse_cached(compile_listing(root, packages, env=env, timeout=timeout, log=log, error=error),
-                            cache_dir)
+        text = compile_listing(root, packages, env=env, timeout=timeout, log=log, error=error)
+        if compiled is not None:
+            compiled("patched")
+        return parse_cached(text, cache_dir)
 
     # The vanilla listing depends only on the distribution, the packages, the target and the
     # build environment: from the vanilla cache after the first run of this release.
@@ -213,6 +218,8 @@ def check(
     def vanilla_listing() -> dict[str, AsmFunction]:
         env = go_env(tc.vanilla, cache_dir=cache_dir, target=tc.target, extra=extra_env)
         text = compile_listing(tc.vanilla, packages, env=env, timeout=timeout, log=log, error=EnvironmentProblem)
+        if compiled is not None:
+            compiled("vanilla")
         parsed = asmtext.parse(text)
         vc.put("asm", parts, to_json(parsed),
                files={"listing.txt.gz": gzip.compress(text.encode(), compresslevel=1)})

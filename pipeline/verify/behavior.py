@@ -125,7 +125,7 @@ def check(
     log: Callable[[str], None] | None = None,
     jobs: int = 0,
     vanilla_cache: bool = True,
-    hold: Callable[[], None] | None = None,
+    hold: Callable[[str], None] | None = None,
 ) -> LayerResult:
     """Probes on both sides and the configured tests, in independent *lanes* run ``jobs`` at a time
     (0: one per CPU). A lane runs its steps one after the other: the patched probes share one
@@ -134,12 +134,14 @@ def check(
     each test package one more. Vanilla probe results come from the vanilla cache when the same
     probe bytes already held on the same distribution.
 
-    ``hold`` (the runner's scheduling, when other layers compile at the same time): called before a
-    lane that compiles the ordinary standard packages starts. Two go commands of one compiler that
-    build the same packages at the same time both do the work (the build cache shares results, not
-    work in flight), so those lanes wait for the runner's say-so. The lane of ``go test runtime``
-    does not wait and goes first: its test variant of runtime makes go recompile every package
-    that imports runtime, which no other build shares, and at ~36 CPU seconds it is the longest."""
+    ``hold`` (the runner's scheduling, when other layers compile at the same time): a lane that
+    compiles the ordinary standard packages calls ``hold("vanilla")`` (the vanilla probes) or
+    ``hold("patched")`` (the others) before it starts. Two go commands of one compiler that build
+    the same packages at the same time both do the work (the build cache shares results, not work
+    in flight), so those lanes wait until the other layers' builds with that compiler are over.
+    The lane of ``go test runtime`` does not wait and goes first: its test variant of runtime makes
+    go recompile every package that imports runtime, which no other build shares, and at ~36 CPU
+    seconds it is the longest."""
     t0 = time.monotonic()
     if tc.target != host_target():
         return LayerResult(layer="behavior", status=SKIP, seconds=0.0,
@@ -236,7 +238,7 @@ def _jobs(jobs: int, lanes: int) -> int:
 
 
 def _run_lanes(lanes: dict[str, Lane], *, jobs: int,
-               log: Callable[[str], None], hold: Callable[[], None] | None = None,
+               log: Callable[[str], None], hold: Callable[[str], None] | None = None,
                free: set[str] | None = None) -> int:
     """Run each lane's steps in order, up to ``jobs`` lanes at once, with one progress line per
     step start and end ('[vanilla 0:12] probe handoffp -expect=vanilla'). A lane not in ``free``
@@ -248,7 +250,7 @@ def _run_lanes(lanes: dict[str, Lane], *, jobs: int,
     def lane(name: str, steps: Lane) -> None:
         if hold is not None and name not in (free or set()):
             progress.stage(name, "waiting for the other layers' compiles of the same packages ...")
-            hold()
+            hold("vanilla" if name == "vanilla" else "patched")
         for label, step in steps() if callable(steps) else steps:
             progress.stage(name, f"{label} ...")
             t = time.monotonic()

@@ -3,10 +3,12 @@
 Scheduling (cold runs are CPU-bound on small machines, so the point is to keep every core busy
 without compiling anything twice): version first (a second); then the behaviour layer in its own
 thread, side by side with asm and then ast in this one; stability (--soak) last and alone, since it
-measures GC pauses and would measure its neighbours too. The behaviour lanes that compile the same
-standard packages as the asm layer's compiles and the ast layer's helper build wait for those two
-layers to finish (behavior.check's ``hold``); its ``go test runtime`` lane, which shares nothing
-with them, starts at once, so two or three compiles keep both cores busy from the first second.
+measures GC pauses and would measure its neighbours too. A behaviour lane that compiles the same
+standard packages as another layer with the same compiler waits for that layer's build
+(behavior.check's ``hold``): the patched probes and tests for the asm layer's patched compile, the
+vanilla probes for its vanilla compile and the ast layer's helper build (vanilla compiler). Its
+``go test runtime`` lane, which shares nothing with them, starts at once: from the first second
+three compiles (asm's two and that one) keep both cores busy.
 """
 
 from __future__ import annotations
@@ -60,17 +62,21 @@ def run_layers(
 ) -> Report:
     cache = opts.cache.dir
     v = opts.verify
-    # Set when the asm and ast layers are over (or do not run): see behavior.check's hold.
-    compiled = threading.Event()
+    # Per compiler: set when the other layers' builds with it are over (or never run).
+    ready = {"patched": threading.Event(), "vanilla": threading.Event()}
+
+    def compiled(side: str) -> None:
+        if side == "patched" or "ast" not in layers:
+            ready[side].set()  # vanilla: the ast layer builds its helper with it next
     extra = (*opts.build.extra_env, *((("GOEXPERIMENT", opts.build.goexperiment),) if opts.build.goexperiment else ()))
     steps: dict[str, Callable[[], LayerResult]] = {
         "version": lambda: version.check(tc, cache_dir=cache, suffix=opts.build.version_suffix,
                                          patch_count=len(claims), timeout=v.timeout, log=log),
         "asm": lambda: asm.check(tc, claims, cache_dir=cache, extra_env=extra, must_not_change=v.must_not_change,
-                                 timeout=v.timeout, log=log, vanilla_cache=v.vanilla_cache),
+                                 timeout=v.timeout, log=log, vanilla_cache=v.vanilla_cache, compiled=compiled),
         "ast": lambda: ast.check(tc, claims, cache_dir=cache, log=log, vanilla_cache=v.vanilla_cache),
         "behavior": lambda: behavior.check(tc, claims, cache_dir=cache, tests=v.tests, timeout=v.timeout, log=log,
-                                           jobs=v.jobs, vanilla_cache=v.vanilla_cache, hold=compiled.wait),
+                                           jobs=v.jobs, vanilla_cache=v.vanilla_cache, hold=lambda side: ready[side].wait()),
         "stability": lambda: stability.check(tc, soak=soak, cache_dir=cache, threshold=v.soak_threshold, log=log),
     }
     report = Report(target=str(tc.target), toolchain=str(tc.patched), vanilla=str(tc.vanilla),
@@ -90,10 +96,13 @@ def run_layers(
     side = _Side(lambda: layer("behavior")) if "behavior" in layers else None
     try:
         try:
-            layer("asm")
+            try:
+                layer("asm")
+            finally:
+                ready["patched"].set()
             layer("ast")
         finally:
-            compiled.set()
+            ready["vanilla"].set()
     finally:
         if side is not None:
             side.join()  # an error of asm or ast waits for behaviour's commands: none is left running

@@ -74,7 +74,15 @@ def test_held_lanes_wait_and_the_runtime_test_lane_does_not():
 
     lanes: dict[str, behavior.Lane] = {name: [(name, step(name))] for name in
                                        ("test runtime", "patched", "vanilla", "test sync")}
-    workers = behavior._run_lanes(lanes, jobs=2, log=lambda _: None, hold=released.wait, free={"test runtime"})
+    asked: list[str] = []
+
+    def hold(side: str) -> None:
+        with lock:
+            asked.append(side)
+        released.wait()
+
+    workers = behavior._run_lanes(lanes, jobs=2, log=lambda _: None, hold=hold, free={"test runtime"})
     assert workers == 3
     assert events[0] == "test runtime-"
     assert sorted(events[1:]) == ["patched+", "test sync+", "vanilla+"]
+    assert sorted(asked) == ["patched", "patched", "vanilla"]  # each lane waits for its own compiler
