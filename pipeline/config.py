@@ -464,7 +464,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(section="verify", key="must_not_change", parse=_words, default="",
             help="functions (fnmatch patterns) whose code must not change; empty = the other functions of the touched files"),
     # The default is the series' own tests plus scheduler/GC/trace tests of the touched packages
-    # that finish in ~40 s together; the full runtime suite takes many minutes on 2 cores.
+    # that finish in ~40 s together; the full runtime suite takes many minutes on 2 cores. Most of
+    # the cost is building the runtime test binary (~36 CPU s: export_test.go makes go recompile
+    # every runtime-dependent package it imports), paid by any runtime test whatever -run selects;
+    # the patch's own tests are runtime tests, so a narrower default would save nothing (README,
+    # "Where a cold gopatch verify spends its time").
     Setting(section="verify", key="tests", parse=_string,
             default="runtime:^(TestParseForceGCPeriod|TestForceGCPeriodGODEBUG|TestGoroutineParallelism|"
                     "TestSchedLocalQueue|TestGcSys)$ internal/trace:^(TestTraceManyStartStop|TestTraceStacks)$",
@@ -474,7 +478,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(section="verify", key="soak_threshold", parse=_float, default="1.0",
             help="allowed growth of the patched GC pause p50/p99 over vanilla in --soak (1.0 = +100%)"),
     Setting(section="verify", key="jobs", parse=_jobs, default="auto",
-            help="behaviour-layer lanes run at once: patched probes, vanilla probes, each test package (auto = CPUs)"),
+            help="behaviour-layer lanes run at once: patched probes, vanilla probes, each test package (auto = CPUs); "
+                 "go test runtime runs beside them from the start"),
     Setting(section="verify", key="vanilla_cache", parse=_bool, default="1",
             help="reuse vanilla-side results (asm listings, AST summaries, vanilla probe results) cached by content"),
 )
