@@ -324,6 +324,8 @@ def run_try(opts: Options, *, names: Sequence[str] = (), all_: bool = False, pro
     series_dir = opts.series_dir
     patches = load_series(series_dir)
     chosen = list(patches) if all_ else select(patches, names, series_dir=series_dir)
+    # Claims first: a Probe: that names no directory is refused before any tree is linked.
+    claims = from_patches(chosen, series_dir) if probe else []
     release = release_for(series_dir, opts.source.ref)
     vanilla = gobin.ensure(opts.cache.dir, release, log=log)
     if gobin.read_version(vanilla) != release:
@@ -356,7 +358,6 @@ def run_try(opts: Options, *, names: Sequence[str] = (), all_: bool = False, pro
             f"{len(changes)} patched file(s) written: {', '.join(sorted(changes))}")
         t_tree = time.monotonic()
         tc = Toolchains(target=host, patched=dest, compiler=dest, vanilla=vanilla, version=release, release=release)
-        claims = from_patches(chosen, series_dir) if probe else []
         layer = behavior.check(tc, claims, cache_dir=opts.cache.dir, tests=" ".join(tests),
                                timeout=opts.verify.timeout, log=log, jobs=opts.verify.jobs,
                                vanilla_cache=opts.verify.vanilla_cache)
