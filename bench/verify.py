@@ -33,8 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.build.head import head_toolchain
 from pipeline.config import Target, load_options
-from pipeline.headbuild import head_toolchain
 from pipeline.verify.asm import packages_for
 from pipeline.verify.claims import load_claims
 from pipeline.verify.goenv import go_env, host_target

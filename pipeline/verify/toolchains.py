@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import gobin
 from ..config import Target
 from ..errors import EnvironmentProblem, UsageError
+from ..source import gobin
 from .goenv import host_target, runs_here
 
 

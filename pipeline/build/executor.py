@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import BuildUser
-from .errors import EnvironmentProblem
+from ..config import BuildUser
+from ..errors import EnvironmentProblem
 from .ownership import Loan, build_user, caller_ids
 
 if TYPE_CHECKING:
-    from .config import Options
+    from ..config import Options
     from .image import ImageInfo
 
 Log = Callable[[str], None]
@@ -319,11 +319,11 @@ def run_shielded(fn: Callable[[], None], name: str) -> None:
 
 
 class DockerExecutor:
-    """Steps inside throw-away containers of the builder image (see ``pipeline.image``).
+    """Steps inside throw-away containers of the builder image (see ``pipeline.build.image``).
 
     Each step gets a fresh container: no network, every capability dropped, no privilege
     escalation, never root: the invoking user's uid:gid, or an unprivileged uid when gopatch runs
-    as root (``pipeline.ownership``; the writable mounts are lent to it for the step and handed
+    as root (``pipeline.build.ownership``; the writable mounts are lent to it for the step and handed
     back afterwards, so the files belong to the caller either way), CPU/memory limits from
     ``[docker]``. Mounts appear at the same absolute paths, so argv and env need no translation.
     The environment is exactly ``env`` plus ``HOME=/tmp`` when env names no HOME (the host's home
