@@ -35,6 +35,7 @@ import jinja2
 from .. import cmd
 from ..errors import ConfigError, EnvironmentProblem
 from ..locking import file_lock
+from .dockerclient import docker_client
 from .ownership import build_user
 
 if TYPE_CHECKING:
@@ -352,8 +353,6 @@ def ensure_image(opts: Options, log: Log, *, client: Any = None, context: BuildC
     import docker.errors
 
     if client is None:
-        from .executor import docker_client
-
         client = docker_client()
     ctx = context or build_context(opts, log)
     base = opts.docker.base

@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Options
+from ..config import Options, host_target
 from ..errors import EnvironmentProblem, UsageError
 from ..patches.allversions import release_for
 from ..patches.operations import Overlay, State, parse_files, plan_patch, worktree_reader
@@ -56,7 +56,6 @@ from ..patches.series import Patch, load_series, select
 from ..source import gobin
 from ..verify import behavior
 from ..verify.claims import from_patches
-from ..verify.goenv import host_target
 from ..verify.model import LayerResult
 from ..verify.toolchains import Toolchains
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Target
+from pipeline.config import Target, host_target
 from pipeline.errors import EnvironmentProblem, UsageError
 from pipeline.verify import behavior, execwrap, stability, toolchains, version
-from pipeline.verify.goenv import go_env, host_target
+from pipeline.verify.goenv import go_env
 
 PROBE = """package main
 
