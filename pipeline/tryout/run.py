@@ -53,6 +53,7 @@ from ..errors import EnvironmentProblem, UsageError
 from ..patches.allversions import release_for
 from ..patches.operations import Overlay, State, parse_files, plan_patch, worktree_reader
 from ..patches.series import Patch, load_series, select
+from ..process import alive
 from ..source import gobin
 from ..verify import behavior
 from ..verify.claims import from_patches
@@ -219,16 +220,6 @@ def write_files(root: Path, changes: dict[str, State]) -> None:
             raise
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def prune_stale(try_dir: Path, *, log: Log = _quiet) -> list[Path]:
     """Remove throw-away directories whose owning run is gone (killed before its cleanup)."""
     removed = []
@@ -242,7 +233,7 @@ def prune_stale(try_dir: Path, *, log: Log = _quiet) -> list[Path]:
             pid = int(owner.read_text().strip())
         except (OSError, ValueError):
             continue
-        if not _alive(pid):
+        if not alive(pid):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
             log(f"try: removed {d} left behind by run {pid}")
