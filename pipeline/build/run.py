@@ -5,7 +5,7 @@ Plan, then run: ``plan_host`` / ``plan_cross`` are pure functions that turn a ta
 then runs them through an ``Executor`` and publishes each finished target atomically.
 
 Only the host target pays for a full ``make.bash -distpack``. Every further target starts from the
-host artifact and runs the measured shortcut (design.md §2): ``go install`` of the ten commands a
+host artifact and runs the measured shortcut (README: "Facts the design rests on"): ``go install`` of the ten commands a
 distribution ships, with the flags make.bash uses for them, then ``go tool distpack``; that gave
 archives with the same sha256 as a full cross make.bash at about a quarter of its time.
 """
@@ -42,7 +42,7 @@ from .stamp import write_version_file
 Log = Callable[[str], None]
 
 # The fixed PATH of every step, the same on the host and in the builder image: make.bash needs
-# only bash and a few file tools from it (design.md §2), and the user's PATH must not decide which.
+# only bash and a few file tools from it (README: "Facts the design rests on"), and the user's PATH must not decide which.
 STEP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # What a Go binary distribution ships (cmd/dist build.go toolsIncludedInDistpack and
@@ -50,7 +50,7 @@ STEP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DIST_COMMANDS = ("cmd/go", "cmd/gofmt", "cmd/asm", "cmd/cgo", "cmd/compile", "cmd/cover",
                  "cmd/fix", "cmd/link", "cmd/preprofile", "cmd/vet")
 # The flags make.bash builds those commands with; without them the binaries differ from a full
-# cross make.bash (measured: design.md §2).
+# cross make.bash (measured: README, "Facts the design rests on").
 CROSS_GOFLAGS = "-trimpath -ldflags=-w -gcflags=cmd/...=-dwarf=false"
 
 # Variables that can carry host settings into a toolchain. Steps never inherit the caller's
