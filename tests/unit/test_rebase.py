@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_patch_support import quiet_tree
+from gittrees import quiet_tree
 
 from pipeline.patches import operations as engine
 from pipeline.patches import rebase
