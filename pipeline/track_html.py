@@ -136,7 +136,8 @@ def view(report: dict[str, Any]) -> dict[str, Any]:
         secs = r.get("seconds") or {}
         row = {"release": name, "status": r.get("status", "checked"), "reason": r.get("reason"),
                "probed": bool(r.get("probed")), "own_series": r.get("own_series"), "source": r.get("source") or "",
-               "time": ", ".join(f"{k} {v:.2f}s" for k, v in secs.items()), "cells": [],
+               "time": ", ".join(f"{k} {v:.2f} s" for k, v in secs.items()),
+               "total": f"{sum(secs.values()):.2f} s" if secs else "", "cells": [],
                "newminor": minor is not None and _minor(name) != minor}
         minor = _minor(name)
         for s, p in columns:

@@ -112,7 +112,7 @@ class Dom(HTMLParser):
             self._in.append("th.patch")
         elif "track" in self._in and tag == "tr" and "release" in classes:
             self.rows.append({"release": a["data-release"], "status": a["data-status"], "cells": []})
-        elif "track" in self._in and tag == "td" and self.rows:
+        elif "track" in self._in and tag == "td" and self.rows and "time" not in classes:
             self.rows[-1]["cells"].append({"classes": classes, "state": a.get("data-state"), "text": "",
                                            "colspan": int(a.get("colspan", 1))})
             self._in.append("td")
