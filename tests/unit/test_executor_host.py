@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import executor as ex
+from pipeline.build import executor as ex
+from pipeline.build.executor import HostExecutor, Mount, choose_executor, iter_lines
 from pipeline.config import load_options
 from pipeline.errors import EnvironmentProblem
-from pipeline.executor import HostExecutor, Mount, choose_executor, iter_lines
 
 PY = sys.executable
 ENV = {"PATH": "/usr/bin:/bin", "ONLY_THIS": "yes"}

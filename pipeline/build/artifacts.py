@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .locking import file_lock
+from ..locking import file_lock
 
 BUILD_JSON = "build.json"
 BUILD_LOG = "build.log"

@@ -48,17 +48,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import gobin
-from .config import Options
-from .errors import EnvironmentProblem, UsageError
-from .patches import Overlay, State, parse_files, plan_patch, worktree_reader
-from .series import Patch, load_series, select
-from .verify import behavior
-from .verify.claims import from_patches
-from .verify.goenv import host_target
-from .verify.model import LayerResult
-from .verify.toolchains import Toolchains
-from .versions import release_for
+from ..config import Options, host_target
+from ..errors import EnvironmentProblem, UsageError
+from ..patches.allversions import release_for
+from ..patches.operations import Overlay, State, parse_files, plan_patch, worktree_reader
+from ..patches.series import Patch, load_series, select
+from ..source import gobin
+from ..verify import behavior
+from ..verify.claims import from_patches
+from ..verify.model import LayerResult
+from ..verify.toolchains import Toolchains
 
 Log = Callable[[str], None]
 OWNER_FILE = ".gopatch-try-owner"  # pid of the run that owns a throw-away directory

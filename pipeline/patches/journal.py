@@ -1,6 +1,6 @@
 """The apply/revert journal: a `kill -9` at any moment leaves a tree the next command repairs.
 
-`write_tree` (pipeline/patches.py) changes three things that git cannot change together: the
+`write_tree` (pipeline/patches/operations.py) changes three things that git cannot change together: the
 work-tree files, the index, then HEAD. Before its first write it records what it is about to do
 in ``.git/gopatch-journal.json``:
 
@@ -46,8 +46,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import EnvironmentProblem
-from .locking import file_lock
+from ..errors import EnvironmentProblem
+from ..locking import file_lock
 
 JOURNAL = "gopatch-journal.json"
 SCRATCH = "gopatch-tmp"
