@@ -68,6 +68,7 @@ def run_layers(
     def compiled(side: str) -> None:
         if side == "patched" or "ast" not in layers:
             ready[side].set()  # vanilla: the ast layer builds its helper with it next
+
     extra = (*opts.build.extra_env, *((("GOEXPERIMENT", opts.build.goexperiment),) if opts.build.goexperiment else ()))
     steps: dict[str, Callable[[], LayerResult]] = {
         "version": lambda: version.check(tc, cache_dir=cache, suffix=opts.build.version_suffix,
@@ -109,6 +110,7 @@ def run_layers(
     if side is not None:
         side.reraise()
     layer("stability")
+    assert set(results) == set(layers) & set(ORDER), "a layer the schedule above does not run"
     report.layers = [results[name] for name in ORDER if name in results]
     return report
 
