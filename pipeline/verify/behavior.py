@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -137,7 +138,8 @@ def check(
 
     ``hold`` (the runner's scheduling, when other layers compile at the same time): a lane that
     compiles the ordinary standard packages calls ``hold("vanilla")`` (the vanilla probes) or
-    ``hold("patched")`` (the others) before it starts. Two go commands of one compiler that build
+    ``hold("patched")`` (the others) before it starts; a test lane then also waits until the
+    first patched probe is built, for the same reason. Two go commands of one compiler that build
     the same packages at the same time both do the work (the build cache shares results, not work
     in flight), so those lanes wait until the other layers' builds with that compiler are over.
     The lane of ``go test runtime`` does not wait and goes first: its test variant of runtime makes
@@ -155,9 +157,17 @@ def check(
     vanilla_wanted: list[tuple[Claim, dict[str, Any]]] = []
     cached = 0
 
+    # Set once the first patched probe is built: that build compiles the patched runtime and the
+    # common standard packages, which the test lanes (but go test runtime's) need too.
+    patched_std = threading.Event()
+
     def probe_step(c: Claim, entry: dict[str, Any], side: str, root: Path) -> Callable[[], None]:
         def step() -> None:
-            res = run_probe(c.probe, root, side, cache_dir=cache_dir, timeout=timeout, log=log)
+            try:
+                res = run_probe(c.probe, root, side, cache_dir=cache_dir, timeout=timeout, log=log)
+            finally:
+                if side == "patched":
+                    patched_std.set()
             if side == "vanilla" and res["ok"]:  # a failure may be the weather: never stored
                 vc.put("probe", _probe_parts(c.probe), res)
             entry[side] = res
@@ -204,9 +214,19 @@ def check(
             slot.update(run_test(tc, pkg, pattern, cache_dir=cache_dir, timeout=timeout, log=log))
         lanes[f"test {pkg}"] = [(f"go test -short {pkg}" + (f" -run {pattern}" if pattern else ""), test_step)]
 
+    if not lanes["patched"]:
+        patched_std.set()
+
+    def hold_lane(name: str) -> None:
+        """See `hold` above; a test lane also waits for the first patched probe's build."""
+        if hold is not None:
+            hold("vanilla" if name == "vanilla" else "patched")
+        if name.startswith("test "):
+            patched_std.wait()
+
     first = [k for k in lanes if k == "test runtime"]  # see `hold` above
     ordered = {k: lanes[k] for k in [*first, *(k for k in lanes if k not in first)] if lanes[k]}
-    workers = _run_lanes(ordered, jobs=jobs, log=say, hold=hold, free=set(first))
+    workers = _run_lanes(ordered, jobs=jobs, log=say, hold=hold_lane, free=set(first))
 
     for entry in probes:
         for side in ("patched", "vanilla"):
@@ -243,15 +263,15 @@ def _run_lanes(lanes: dict[str, Lane], *, jobs: int,
                free: set[str] | None = None) -> int:
     """Run each lane's steps in order, up to ``jobs`` lanes at once, with one progress line per
     step start and end ('[vanilla 0:12] probe handoffp -expect=vanilla'). A lane not in ``free``
-    first calls ``hold`` (see check). A free lane runs beside the ``jobs`` others, not in place of
+    first calls ``hold(name)`` (see check). A free lane runs beside the ``jobs`` others, not in place of
     one: it starts while the held lanes wait, and held lanes that then found every place taken by
     it would run one after the other at the end. Returns the number of lanes run at once."""
     progress = PlainProgress(log)
 
     def lane(name: str, steps: Lane) -> None:
         if hold is not None and name not in (free or set()):
-            progress.stage(name, "waiting for the other layers' compiles of the same packages ...")
-            hold("vanilla" if name == "vanilla" else "patched")
+            progress.stage(name, "waiting for the builds it shares packages with ...")
+            hold(name)
         for label, step in steps() if callable(steps) else steps:
             progress.stage(name, f"{label} ...")
             t = time.monotonic()
