@@ -233,6 +233,8 @@ def check(
         pat_f = submit(pool, listing, tc.compiler, VerificationFailed)
         hit = vc.get("asm", parts)
         if hit is not None:
+            if compiled is not None:
+                compiled("vanilla")  # nothing to compile on that side
             say(f"asm: vanilla listing of {' '.join(packages)} from the vanilla cache ({hit[1].name[:12]})")
             say(f"asm: compiling {' '.join(packages)} with -S (patched) ...")
             vanilla = from_json(hit[0])

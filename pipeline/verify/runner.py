@@ -3,12 +3,13 @@
 Scheduling (cold runs are CPU-bound on small machines, so the point is to keep every core busy
 without compiling anything twice): version first (a second); then the behaviour layer in its own
 thread, side by side with asm and then ast in this one; stability (--soak) last and alone, since it
-measures GC pauses and would measure its neighbours too. A behaviour lane that compiles the same
-standard packages as another layer with the same compiler waits for that layer's build
-(behavior.check's ``hold``): the patched probes and tests for the asm layer's patched compile, the
-vanilla probes for its vanilla compile and the ast layer's helper build (vanilla compiler). Its
-``go test runtime`` lane, which shares nothing with them, starts at once: from the first second
-three compiles (asm's two and that one) keep both cores busy.
+measures GC pauses and would measure its neighbours too. Work that compiles the same standard
+packages with the same compiler as other work waits for it (two go commands compiling one package
+at the same time both do the work): the ast layer, whose helper is built with the vanilla compiler,
+starts in its own thread when the asm layer's vanilla compile is over; the behaviour lanes wait
+too (behavior.check's ``hold``): the patched probes and tests for the asm layer's patched compile,
+the vanilla probes for the ast layer. Its ``go test runtime`` lane, which shares nothing with them,
+starts at once: from the first second three compiles (asm's two and that one) keep both cores busy.
 """
 
 from __future__ import annotations
@@ -62,12 +63,16 @@ def run_layers(
 ) -> Report:
     cache = opts.cache.dir
     v = opts.verify
-    # Per compiler: set when the other layers' builds with it are over (or never run).
+    # Per compiler: set when the other layers' builds with it are over (or never run): the
+    # behaviour lanes' gates. vanilla_compiled: the asm layer's vanilla compile is over.
     ready = {"patched": threading.Event(), "vanilla": threading.Event()}
+    vanilla_compiled = threading.Event()
 
     def compiled(side: str) -> None:
-        if side == "patched" or "ast" not in layers:
-            ready[side].set()  # vanilla: the ast layer builds its helper with it next
+        if side == "patched":
+            ready["patched"].set()
+        else:
+            vanilla_compiled.set()
 
     extra = (*opts.build.extra_env, *((("GOEXPERIMENT", opts.build.goexperiment),) if opts.build.goexperiment else ()))
     steps: dict[str, Callable[[], LayerResult]] = {
@@ -93,21 +98,33 @@ def run_layers(
         if log:
             log(f"verify: {name} layer {done.status.upper()} in {done.seconds:.1f}s")
 
-    layer("version")
-    side = _Side(lambda: layer("behavior")) if "behavior" in layers else None
-    try:
+    def ast_layer() -> None:
         try:
-            try:
-                layer("asm")
-            finally:
-                ready["patched"].set()
-            layer("ast")
+            vanilla_compiled.wait()
+            if not asm_failed.is_set():
+                layer("ast")
         finally:
             ready["vanilla"].set()
+
+    layer("version")
+    asm_failed = threading.Event()
+    sides = [_Side(fn, name) for name, fn in (("behavior", lambda: layer("behavior")), ("ast", ast_layer))
+             if name in layers]
+    if "ast" not in layers:
+        ready["vanilla"].set()
+    try:
+        try:
+            layer("asm")
+        except BaseException:
+            asm_failed.set()
+            raise
+        finally:
+            ready["patched"].set()
+            vanilla_compiled.set()
     finally:
-        if side is not None:
-            side.join()  # an error of asm or ast waits for behaviour's commands: none is left running
-    if side is not None:
+        for side in sides:
+            side.join()  # an error of asm waits for the other layers' commands: none is left running
+    for side in sides:
         side.reraise()
     layer("stability")
     assert set(results) == set(layers) & set(ORDER), "a layer the schedule above does not run"
@@ -118,8 +135,8 @@ def run_layers(
 class _Side(threading.Thread):
     """A layer run beside the others; reraise() raises what it raised (an EnvironmentProblem)."""
 
-    def __init__(self, fn: Callable[[], None]) -> None:
-        super().__init__(name="verify-behavior", daemon=True)
+    def __init__(self, fn: Callable[[], None], name: str) -> None:
+        super().__init__(name=f"verify-{name}", daemon=True)
         self._fn, self._error = fn, None
         self.start()
 
