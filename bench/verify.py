@@ -10,7 +10,7 @@ Runs verify three times against the same toolchain, each as a child process:
   rebuilt tree) costs: a new compiler hits nothing in the build cache, so its side compiles from
   scratch, while the vanilla side comes from the vanilla cache.
 
-Layers overlap (pipeline/verify/runner.py): behaviour runs beside asm and then ast, so the layer
+Layers overlap (pipeline/verify/runner.py): behaviour and ast run beside asm, so the layer
 figures do not add up to the run's wall time. Each run therefore also prints the behaviour layer's
 lanes (the wall seconds of each lane's steps) and an estimate of the critical path, the chain
 that ends last (`critical_path`). Per-layer CPU seconds come from each layer's own
@@ -107,8 +107,9 @@ def lanes(report: dict) -> dict[str, float]:
 def critical_path(report: dict) -> str:
     """The chain that ends last, estimated from the figures the report holds (runner.py's schedule):
     the `test runtime` lane starts after version; the other patched-compiler lanes when the asm
-    layer's patched compile is over (at the latest when asm ends: an upper bound); the vanilla
-    lane when asm and ast are over."""
+    layer's patched compile is over, the ast layer when its vanilla compile is over, the vanilla
+    lane when ast is over. The report has no start times, so asm's end stands for both compiles'
+    ends: an upper bound."""
     per = {x["layer"]: x["seconds"] for x in report["layers"]}
     lane = lanes(report)
     ver = per.get("version", 0.0)
