@@ -1,5 +1,5 @@
-"""Per-layer CPU seconds while layers run side by side, and the behaviour lanes' hold (the runner's
-scheduling): real child processes, real threads."""
+"""Per-layer CPU seconds while layers run side by side, the behaviour lanes' hold and the runner's
+schedule (which layer waits for which, errors, report order): real child processes, real threads."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from pipeline.cmd import run
 from pipeline.verify import behavior
@@ -86,3 +88,68 @@ def test_held_lanes_wait_and_the_runtime_test_lane_does_not():
     assert events[0] == "test runtime-"
     assert sorted(events[1:]) == ["patched+", "test sync+", "vanilla+"]
     assert sorted(asked) == ["patched", "test sync", "vanilla"]  # every lane but the free one waits
+
+
+def _fake_layers(monkeypatch, events: list[str], *, asm_error: Exception | None = None):
+    """Layer functions that only record when they ran (faults injected; the real layers are
+    covered by the other verify tests and the e2e suite)."""
+    from pipeline.verify import asm, ast, version
+    from pipeline.verify.model import PASS, LayerResult
+
+    def layer(name: str, before=None):
+        def check(*args, **kwargs):
+            if before is not None:
+                before(kwargs)
+            events.append(name)
+            return LayerResult(layer=name, status=PASS, summary=name)
+        return check
+
+    def asm_check(*args, compiled=None, **kwargs):
+        time.sleep(0.2)
+        if asm_error is not None:
+            raise asm_error
+        compiled("vanilla")
+        time.sleep(0.2)  # the patched compile and the parsing go on
+        events.append("asm")
+        compiled("patched")
+        return LayerResult(layer="asm", status=PASS, summary="asm")
+
+    monkeypatch.setattr(version, "check", layer("version"))
+    monkeypatch.setattr(asm, "check", asm_check)
+    monkeypatch.setattr(ast, "check", layer("ast"))
+    monkeypatch.setattr(behavior, "check", layer("behavior", before=lambda kw: (kw["hold"]("patched"),
+                                                                                kw["hold"]("vanilla"))))
+
+
+def _run(tmp_path):
+    from pathlib import Path
+
+    from pipeline.config import load_options
+    from pipeline.verify.goenv import host_target
+    from pipeline.verify.runner import run_layers
+    from pipeline.verify.toolchains import Toolchains
+
+    opts = load_options(env={"GOPATCH_CACHE_DIR": str(tmp_path)})
+    tc = Toolchains(target=host_target(), patched=Path("/p"), compiler=Path("/p"), vanilla=Path("/v"),
+                    version="go1.27.3-x", release="go1.27.3")
+    return run_layers(tc, [], opts, layers=("version", "asm", "ast", "behavior"))
+
+
+def test_runner_overlaps_layers_and_reports_them_in_order(monkeypatch, tmp_path):
+    events: list[str] = []
+    _fake_layers(monkeypatch, events)
+    report = _run(tmp_path)
+    assert [x.layer for x in report.layers] == ["version", "asm", "ast", "behavior"]
+    assert events.index("ast") < events.index("asm")  # ast starts after asm's vanilla compile
+    assert events[-1] == "behavior"  # its vanilla lane waits for ast, its patched ones for asm
+    assert all("cpu_seconds" in x.details for x in report.layers)
+
+
+def test_runner_error_in_asm_skips_ast_and_waits_for_behaviour(monkeypatch, tmp_path):
+    from pipeline.errors import EnvironmentProblem
+
+    events: list[str] = []
+    _fake_layers(monkeypatch, events, asm_error=EnvironmentProblem("vanilla go is broken"))
+    with pytest.raises(EnvironmentProblem, match="broken"):
+        _run(tmp_path)
+    assert "ast" not in events and events[-1] == "behavior"  # joined, not left running
