@@ -326,6 +326,18 @@ def run_try(opts: Options, *, names: Sequence[str] = (), all_: bool = False, pro
     chosen = list(patches) if all_ else select(patches, names, series_dir=series_dir)
     release = release_for(series_dir, opts.source.ref)
     vanilla = gobin.ensure(opts.cache.dir, release, log=log)
+    return try_on(opts, chosen, series_dir=series_dir, release=release, vanilla=vanilla, probe=probe,
+                  tests=tests, keep=keep, log=log, started=t0)
+
+
+def try_on(opts: Options, chosen: Sequence[Patch], *, series_dir: Path, release: str, vanilla: Path,
+           probe: bool = True, tests: Sequence[str] = (), keep: Path | None = None, log: Log = _quiet,
+           started: float | None = None) -> TryResult:
+    """``chosen`` (in series order; their probes found through ``series_dir``) on the vanilla
+    distribution ``vanilla`` of ``release``: what ``run_try`` does once it has picked them, and
+    what ``gopatch track --probe`` runs on every release it probes (any release, not only the
+    series' pin)."""
+    t0 = time.monotonic() if started is None else started
     if gobin.read_version(vanilla) != release:
         raise EnvironmentProblem(f"{vanilla}/VERSION says {gobin.read_version(vanilla)}, not {release}.")
     host = host_target()
@@ -429,5 +441,5 @@ def text(result: TryResult) -> str:
     return "\n".join(out)
 
 
-__all__ = ["LinkStats", "TryResult", "link_tree", "prune_stale", "run_try", "text",
+__all__ = ["LinkStats", "TryResult", "link_tree", "prune_stale", "run_try", "text", "try_on",
            "toolchain_files", "write_files"]
