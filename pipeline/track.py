@@ -557,12 +557,12 @@ def text(table: Table, *, width: int | None = None) -> str:
     codes = [cell_code(c) for c in table.cells()]
     code_w = max([len(x) for x in codes] + [3])
     longest = max((len(p) for _, ps in groups for p in ps), default=5)
-    gaps = 2 + len(groups) * 2  # between the release and each group
+    gaps = len(groups) * 3  # before each group
     room = (width - rel_w - gaps) // ncols - 1
     col_w = max(code_w, min(longest, room), 4)
-    out = [f"gopatch track: {len(table.rows)} release(s)"
-           + (f" {table.releases[0]}..{table.releases[-1]}" if table.rows else "")
-           + f", series {', '.join(s.name for s in table.series)}, probe {table.probe_mode}"]
+    out = _wrap(f"gopatch track: {len(table.rows)} release(s)"
+                + (f" {table.releases[0]}..{table.releases[-1]}" if table.rows else "")
+                + f", series {', '.join(s.name for s in table.series)}, probe {table.probe_mode}", width, "  ")
     head1 = f"{'':<{rel_w}}"
     head2 = f"{'release':<{rel_w}}"
     for name, patches in groups:
