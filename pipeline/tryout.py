@@ -441,5 +441,14 @@ def text(result: TryResult) -> str:
     return "\n".join(out)
 
 
-__all__ = ["LinkStats", "TryResult", "link_tree", "prune_stale", "run_try", "text", "try_on",
-           "toolchain_files", "write_files"]
+__all__ = [
+    "LinkStats",
+    "TryResult",
+    "link_tree",
+    "prune_stale",
+    "run_try",
+    "text",
+    "toolchain_files",
+    "try_on",
+    "write_files",
+]

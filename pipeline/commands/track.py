@@ -1,4 +1,4 @@
-"""`gopatch track`: every Go release × every patch, probe-proven (logic: pipeline/track.py)."""
+"""`gopatch track`: every Go release x every patch, probe-proven (logic: pipeline/track.py)."""
 
 from __future__ import annotations
 

