@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import build as B  # noqa: E402
-from pipeline import gobin  # noqa: E402
+from pipeline.build import run as B  # noqa: E402
+from pipeline.build.stamp import write_version_file  # noqa: E402
 from pipeline.config import DEFAULT_TARGETS, Target  # noqa: E402
-from pipeline.stamp import write_version_file  # noqa: E402
+from pipeline.source import gobin  # noqa: E402
 
 
 def make_go_tree(cache: Path, dest: Path) -> Path:

@@ -101,7 +101,7 @@ class BuildOptions:
 class BuildUser:
     """``[docker] user``: the uid:gid a build container runs as; both None = auto.
 
-    auto resolves in ``pipeline.ownership.build_user`` (the caller's ids, or a fixed unprivileged
+    auto resolves in ``pipeline.build.ownership.build_user`` (the caller's ids, or a fixed unprivileged
     uid when the caller is root); this is only the configured value, checked for root.
     """
 

@@ -1,6 +1,6 @@
 """gopatch list | apply | revert | status | extract: the patch series on a Go tree.
 
-These functions only translate flags into calls of ``pipeline.patches`` and render the result.
+These functions only translate flags into calls of ``pipeline.patches.operations`` and render the result.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import typer
 
-from .. import patches as engine
-from .. import versions
 from ..errors import UsageError
-from ..series import Patch, load_series, parse_patch_file, select
-from ..tree import open_tree
+from ..git import open_tree
+from ..patches import allversions as versions
+from ..patches import operations as engine
+from ..patches.series import Patch, load_series, parse_patch_file, select
 from . import common
 
 DIR_HELP = "Go tree to work on (default: the source.dir setting, ./goroot)."

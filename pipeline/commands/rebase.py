@@ -1,4 +1,4 @@
-"""`gopatch rebase`: move the patch series onto another Go release (logic: pipeline/rebase.py)."""
+"""`gopatch rebase`: move the patch series onto another Go release (logic: pipeline/patches/rebase.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from .. import rebase as engine
 from ..errors import UsageError
+from ..patches import rebase as engine
 from . import common
 
 

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
-from ..config import KNOWN_PORTS, VERIFY_LAYERS, Target
+from ..config import KNOWN_PORTS, VERIFY_LAYERS, Target, host_target
 from ..errors import UsageError, VerificationFailed
 from ..release import gate
 from ..verify import report as report_mod
-from ..verify.goenv import host_target
 from ..verify.runner import verify as run_verify
 from . import common
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..artifacts import BUILD_JSON
+from ..build.artifacts import BUILD_JSON
 from ..verify.model import Report
 from ..verify.report import write_atomic
 from .checksums import sha256_file

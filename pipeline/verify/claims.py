@@ -1,7 +1,7 @@
 """What each patch of the series claims: the functions it touches, its helpers, its API changes,
 its probe, and the Go files its diff changes. Verify checks the toolchain against these claims.
 
-The series itself is read by ``pipeline.series.load_series`` (the patch engine owns the format);
+The series itself is read by ``pipeline.patches.series.load_series`` (the patch engine owns the format);
 this module only adds the list of changed files, which it reads from the diff with unidiff.
 """
 
@@ -72,6 +72,6 @@ def from_patches(patches: Iterable[Any], series_dir: Path) -> list[Claim]:
 
 
 def load_claims(series_dir: Path) -> list[Claim]:
-    from ..series import load_series  # owned by the patch engine
+    from ..patches.series import load_series  # owned by the patch engine
 
     return from_patches(load_series(series_dir), series_dir)

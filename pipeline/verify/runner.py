@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..build.head import head_toolchain
 from ..config import Options, Target
 from ..errors import VerificationFailed
-from ..headbuild import head_toolchain
 from . import asm, ast, behavior, stability, version
 from .claims import Claim, load_claims
 from .model import FAIL, LayerResult, Report

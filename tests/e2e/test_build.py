@@ -20,11 +20,11 @@ from pathlib import Path
 import git
 import pytest
 
-from pipeline import build as B
+from pipeline.build import run as B
+from pipeline.build.ownership import build_user, caller_ids
+from pipeline.build.stamp import write_version_file
 from pipeline.config import BuildUser, Target
-from pipeline.ownership import build_user, caller_ids
-from pipeline.series import load_series
-from pipeline.stamp import write_version_file
+from pipeline.patches.series import load_series
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.series import load_series
+from pipeline.patches.series import load_series
 from pipeline.verify.goenv import go_env
 
 pytestmark = pytest.mark.slow

@@ -15,15 +15,15 @@ import git
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import build as B
-from pipeline.artifacts import ArtifactStore, materialize
-from pipeline.bootstrap import Bootstrap
+from pipeline.build import run as B
+from pipeline.build.artifacts import ArtifactStore, materialize
+from pipeline.build.bootstrap import Bootstrap
+from pipeline.build.executor import StepResult
 from pipeline.cli import app
 from pipeline.config import Target
 from pipeline.errors import BuildFailed, TreeNotClean, UsageError
-from pipeline.executor import StepResult
+from pipeline.git import open_tree
 from pipeline.progress import stage_of
-from pipeline.tree import open_tree
 
 LINUX_AMD64 = Target(goos="linux", goarch="amd64")
 LINUX_ARM64 = Target(goos="linux", goarch="arm64")
@@ -264,7 +264,7 @@ def test_leftovers_of_a_killed_build_are_stopped_before_they_are_removed(tmp_pat
     import subprocess
     import time
 
-    from pipeline.artifacts import ArtifactStore
+    from pipeline.build.artifacts import ArtifactStore
 
     store = ArtifactStore(tmp_path / "cache")
     key = "ab" * 32

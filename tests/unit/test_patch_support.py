@@ -9,7 +9,7 @@ from pathlib import Path
 
 import git as gitpython
 
-from pipeline.tree import GoTree
+from pipeline.git import GoTree
 
 FIXED = {"GIT_AUTHOR_NAME": "Base", "GIT_AUTHOR_EMAIL": "base@example.com", "GIT_AUTHOR_DATE": "1700000000 +0000",
          "GIT_COMMITTER_NAME": "Base", "GIT_COMMITTER_EMAIL": "base@example.com",

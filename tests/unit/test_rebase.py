@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 from test_patch_support import quiet_tree
 
-from pipeline import patches as engine
-from pipeline import rebase, source
-from pipeline.patches import worktree_reader
-from pipeline.series import load_series, parse_patch_file, series_release
+from pipeline.patches import operations as engine
+from pipeline.patches import rebase
+from pipeline.patches.operations import worktree_reader
+from pipeline.patches.series import load_series, parse_patch_file, series_release
+from pipeline.source import checkout as source
 
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "patches"

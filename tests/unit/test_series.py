@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError, PatchFormatError, UsageError
-from pipeline.series import (
+from pipeline.patches.series import (
     load_series,
     parse_patch_bytes,
     parse_patch_file,

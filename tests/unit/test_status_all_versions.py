@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError, PatchFormatError
-from pipeline.series import load_series, series_release
-from pipeline.versions import release_for, shipped_series
+from pipeline.patches.allversions import release_for, shipped_series
+from pipeline.patches.series import load_series, series_release
 
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "patches"

@@ -10,11 +10,11 @@ from pathlib import Path
 import git
 import pytest
 
-from pipeline import gobin
 from pipeline.cmd import run
 from pipeline.errors import BuildFailed, EnvironmentProblem, UsageError
+from pipeline.git import open_tree
 from pipeline.locking import file_lock
-from pipeline.tree import open_tree
+from pipeline.source import gobin
 
 
 def make_go_like_repo(path: Path) -> git.Repo:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Options, go_minor
-from .errors import ConfigError, PatchDoesNotApply
-from .patches import worktree_reader
+from ..config import Options, go_minor
+from ..errors import ConfigError, PatchDoesNotApply
+from .operations import worktree_reader
 from .rebase import APPLIES, CONFLICT, PatchCheck, check_series, go_release_root
 from .series import SERIES_FILE, Patch, load_series, series_release
 

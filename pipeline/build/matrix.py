@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .config import Target
+from ..config import Target
 
 FORMATS = ("github", "json", "lines")
 

@@ -42,11 +42,12 @@ from typing import Any
 
 import git
 
-from . import gobin, journal
-from .config import DEFAULT_GIT_URL, Options
-from .errors import ConfigError, EnvironmentProblem, TreeNotClean, UsageError
-from .locking import file_lock
-from .tree import GoTree, is_go_source_tree, log_stderr
+from ..config import DEFAULT_GIT_URL, Options
+from ..errors import ConfigError, EnvironmentProblem, TreeNotClean, UsageError
+from ..git import GoTree, is_go_source_tree, log_stderr
+from ..locking import file_lock
+from ..patches import journal
+from . import gobin
 
 Log = Callable[[str], None]
 KINDS = ("auto", "git", "tarball", "dist")
@@ -611,7 +612,7 @@ def make_tree(res: Resolved, dest: Path, *, log: Log = _quiet) -> None:
 
 def _existing(target: Path, log: Log = log_stderr) -> GoTree | None:
     """The gopatch checkout at ``target``, or None when it is not one. An apply or revert that
-    was killed in it is finished or undone first (pipeline/journal.py), as open_tree does."""
+    was killed in it is finished or undone first (pipeline/patches/journal.py), as open_tree does."""
     try:
         repo = git.Repo(target)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

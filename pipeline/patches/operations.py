@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import hunks, journal
-from .errors import (
+from ..errors import (
     EnvironmentProblem,
     GopatchError,
     PatchDoesNotApply,
@@ -35,8 +34,10 @@ from .errors import (
     TreeNotClean,
     UsageError,
 )
+from ..git import GoTree
+from ..locking import file_lock
+from . import hunks, journal
 from .hunks import FileDiff, Misfit
-from .locking import file_lock
 from .series import (
     NAME_TRAILER_RE,
     SERIES_FILE,
@@ -47,7 +48,6 @@ from .series import (
     slug,
     trailer_name,
 )
-from .tree import GoTree
 
 Log = Callable[[str], None]
 FALLBACK_IDENT = "gopatch <gopatch@localhost>"
@@ -463,7 +463,7 @@ class CommitWriter:
         self.count = len(commits)
         self.ref = journal.IMPORT_REF.format(pid=os.getpid())
         # Inside the repository, not /tmp: after a kill -9 the next command finds and removes it
-        # (pipeline/journal.py), together with the ref and fast-import's crash report.
+        # (pipeline/patches/journal.py), together with the ref and fast-import's crash report.
         self._tmp = journal.scratch_dir(_git_dir(tree))
         self.marks = self._tmp / "marks"
         self._err = open(self._tmp / "stderr", "w+b")  # noqa: SIM115 - closed in result()
@@ -606,7 +606,7 @@ def write_tree(tree: GoTree, changes: dict[str, State], original: dict[str, Stat
     """Write ``changes`` into the work tree, refresh the index for those paths and move HEAD
     from ``old_head`` to ``new_head``; on any failure restore every path and the index.
 
-    A journal (pipeline/journal.py) covers what no exception handler can: a kill -9 between the
+    A journal (pipeline/patches/journal.py) covers what no exception handler can: a kill -9 between the
     first write and the move of HEAD. It is written before the first file, learns ``new_head``
     before HEAD moves and is removed last; the next command that opens the tree finishes or
     undoes the operation from it."""

@@ -28,20 +28,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
+from ..config import Options, Target, host_target
+from ..errors import BuildFailed, TreeNotClean
+from ..git import GoTree
+from ..patches.series import trailer_name
+from ..progress import PlainProgress, Progress, stage_of
 from .artifacts import BUILD_JSON, BUILD_LOG, Artifact, ArtifactStore, materialize
 from .bootstrap import Bootstrap
-from .config import (
-    Options,
-    Target,
-    host_target,
-)
-from .errors import BuildFailed, TreeNotClean
 from .executor import Executor, Mount
-from .progress import PlainProgress, Progress, stage_of
-from .series import trailer_name
 from .stamp import write_version_file
-from .tree import GoTree
 
 Log = Callable[[str], None]
 
@@ -516,10 +512,10 @@ def build_from_options(opts: Options, *, targets: Sequence[Target], force: bool 
                        log: Log = print, progress: Progress | None = None,
                        verbose: bool = False, dry_run: bool = False) -> list[TargetResult] | list[PlannedTarget]:
     """``gopatch build``: the committed HEAD of [source] dir -> stamped toolchains in out/."""
+    from ..git import open_tree
     from .bootstrap import check_minimum, resolve
     from .executor import choose_executor
     from .stamp import stamped_version
-    from .tree import open_tree
 
     tree = open_tree(opts.source.dir)
     if tree.is_dirty():

@@ -30,7 +30,7 @@ import zlib
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from .errors import PatchFormatError
+from ..errors import PatchFormatError
 
 _WS = b" \t\n\v\f\r"  # C isspace() in the "C" locale
 _HUNK_HEADER_RE = re.compile(rb"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[.-][A-Za-z0-9]+)*$")
 

@@ -2,7 +2,7 @@
 
 A build lands in ``out/<stamped version>/<goos>_<goarch>/go``, and the stamped version is a
 function of the committed HEAD (the release, the number of patches, the patched tree's hash:
-``pipeline.stamp``). So "which toolchain does this command mean?" is answered by recomputing
+``pipeline.build.stamp``). So "which toolchain does this command mean?" is answered by recomputing
 the version from HEAD, never by looking at what happens to be newest in out/: every VERSION file
 that distpack writes carries the same mtime, so "newest" picked an arbitrary build when out/
 held two versions.
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .build import SourceInfo, source_info
-from .config import Options, Target
-from .errors import EnvironmentProblem
+from ..config import Options, Target
+from ..errors import EnvironmentProblem
+from ..git import GoTree, open_tree
+from .run import SourceInfo, source_info
 from .stamp import stamped_version
-from .tree import GoTree, open_tree
 
 
 def head_version(opts: Options) -> tuple[GoTree, SourceInfo, str]:

@@ -1,6 +1,6 @@
 """The apply/revert journal: a `kill -9` at any moment leaves a tree the next command repairs.
 
-`write_tree` (pipeline/patches.py) changes three things that git cannot change together: the
+`write_tree` (pipeline/patches/operations.py) changes three things that git cannot change together: the
 work-tree files, the index, then HEAD. Before its first write it records what it is about to do
 in ``.git/gopatch-journal.json``:
 
@@ -46,8 +46,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import EnvironmentProblem
-from .locking import file_lock
+from ..errors import EnvironmentProblem
+from ..locking import file_lock
+from ..process import alive
 
 JOURNAL = "gopatch-journal.json"
 SCRATCH = "gopatch-tmp"
@@ -369,7 +370,7 @@ def _clean_scratch(root: Path, git_dir: Path) -> list[int]:
     for d in sorted(top.iterdir()):
         pid_text = d.name.split("-", 1)[0]
         pid = int(pid_text) if pid_text.isdigit() else None
-        if pid is not None and _alive(pid):
+        if pid is not None and alive(pid):
             continue  # still running (or ourselves): not a leftover
         try:
             since = d.stat().st_mtime - 2  # about when that command's fast-import started
@@ -465,27 +466,13 @@ def _wait_gone(pid: int, needle: bytes | None) -> None:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[-1].split()[0]
         except OSError:
-            if not Path("/proc").is_dir() and _alive(pid):
+            if not Path("/proc").is_dir() and alive(pid):
                 time.sleep(0.05)
                 continue
             return
         if state == b"Z" or (needle is not None and needle not in cmdline):
             return  # a zombie (its parent will reap it) or a reused pid
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    """Is ``pid`` a running process (a zombie, killed but not yet reaped, is not)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _read_int(path: Path) -> int | None:

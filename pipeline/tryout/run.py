@@ -48,17 +48,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import gobin
-from .config import Options
-from .errors import EnvironmentProblem, UsageError
-from .patches import Overlay, State, parse_files, plan_patch, worktree_reader
-from .series import Patch, load_series, select
-from .verify import behavior
-from .verify.claims import from_patches
-from .verify.goenv import host_target
-from .verify.model import LayerResult
-from .verify.toolchains import Toolchains
-from .versions import release_for
+from ..config import Options, host_target
+from ..errors import EnvironmentProblem, UsageError
+from ..patches.allversions import release_for
+from ..patches.operations import Overlay, State, parse_files, plan_patch, worktree_reader
+from ..patches.series import Patch, load_series, select
+from ..process import alive
+from ..source import gobin
+from ..verify import behavior
+from ..verify.claims import from_patches
+from ..verify.model import LayerResult
+from ..verify.toolchains import Toolchains
 
 Log = Callable[[str], None]
 OWNER_FILE = ".gopatch-try-owner"  # pid of the run that owns a throw-away directory
@@ -220,16 +220,6 @@ def write_files(root: Path, changes: dict[str, State]) -> None:
             raise
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def prune_stale(try_dir: Path, *, log: Log = _quiet) -> list[Path]:
     """Remove throw-away directories whose owning run is gone (killed before its cleanup)."""
     removed = []
@@ -243,7 +233,7 @@ def prune_stale(try_dir: Path, *, log: Log = _quiet) -> list[Path]:
             pid = int(owner.read_text().strip())
         except (OSError, ValueError):
             continue
-        if not _alive(pid):
+        if not alive(pid):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
             log(f"try: removed {d} left behind by run {pid}")

@@ -32,20 +32,21 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import cmd
-from .errors import ConfigError, EnvironmentProblem
-from .locking import file_lock
+from .. import cmd
+from ..errors import ConfigError, EnvironmentProblem
+from ..locking import file_lock
+from .dockerclient import docker_client
 from .ownership import build_user
 
 if TYPE_CHECKING:
-    from .config import Options
+    from ..config import Options
 
 Log = Callable[[str], None]
 
 REPOSITORY = "gopatch-builder"
 # containers/ at the top of the repository is the one copy; pipeline/containers links to it so
 # that a wheel carries it as package data (pyproject.toml) and an installed gopatch finds it.
-BUNDLED_TEMPLATE = Path(__file__).resolve().parent / "containers" / "builder.Dockerfile.j2"
+BUNDLED_TEMPLATE = Path(__file__).resolve().parent.parent / "containers" / "builder.Dockerfile.j2"
 
 # Where the static binaries usually are once `apt-get install bash-static busybox-static` ran.
 BASH_CANDIDATES = (Path("/bin/bash-static"), Path("/usr/bin/bash-static"))
@@ -275,7 +276,7 @@ def passwd_entries(uid: int, gid: int) -> tuple[str, str]:
 
     Docker runs a numeric uid:gid whether or not it is listed; the entry is for the tools that
     ask who they are (id, whoami, Go's os/user) so that they answer instead of failing. The build
-    user is the one ``pipeline.ownership.build_user`` picks (never root), so the image differs
+    user is the one ``pipeline.build.ownership.build_user`` picks (never root), so the image differs
     per build user: its tag and id, and with the id the build cache key, follow.
     """
     users = [("root", 0, 0, "/tmp"), ("nobody", 65534, 65534, "/nonexistent")]
@@ -352,8 +353,6 @@ def ensure_image(opts: Options, log: Log, *, client: Any = None, context: BuildC
     import docker.errors
 
     if client is None:
-        from .executor import docker_client
-
         client = docker_client()
     ctx = context or build_context(opts, log)
     base = opts.docker.base

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import EnvironmentProblem, UsageError
-from .locking import file_lock
+from ..errors import EnvironmentProblem, UsageError
+from ..locking import file_lock
 
 _VERSION_RE = re.compile(r"^(?:go)?(\d+\.\d+(?:\.\d+)*)$")
 

@@ -25,8 +25,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .config import BuildUser
-from .errors import ConfigError, EnvironmentProblem
+from ..config import BuildUser
+from ..errors import ConfigError, EnvironmentProblem
 
 # distroless's "nonroot" (also what Chainguard images use): not an account on a usual host, so a
 # file it leaves behind by accident is recognisably the build's, and never root's or a user's.

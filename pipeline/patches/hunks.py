@@ -1,9 +1,9 @@
 """Unified diffs as data, and applying their hunks to bytes in memory, as `git apply` does.
 
 Nothing here touches a tree or git: ``parse_diff`` turns diff bytes into ``FileDiff`` sections
-(read by ``pipeline.gitdiff``, which follows git's own reader) and adds gopatch's safety
+(read by ``pipeline.patches.gitdiff``, which follows git's own reader) and adds gopatch's safety
 refusals; ``apply_file`` turns the old bytes of one file into its new bytes (or raises
-``Misfit`` saying where and why). ``pipeline.patches`` does the tree and git work around it.
+``Misfit`` saying where and why). ``pipeline.patches.operations`` does the tree and git work around it.
 
 Hunk placement follows apply.c's ``apply_one_fragment``, ``find_pos`` and ``match_fragment``:
 - a hunk is first tried where its *new* start line says (``newpos - 1``): earlier hunks of the
@@ -27,8 +27,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import PatchFormatError
 from . import binpatch
-from .errors import PatchFormatError
 from .gitdiff import BinaryHunk, FileDiff, Hunk, read_sections
 
 __all__ = ["Applied", "BinaryHunk", "FileDiff", "Hunk", "Misfit", "apply_file", "parse_diff", "safe_relpath",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import git
 
-from . import journal
 from .errors import EnvironmentProblem
+from .patches import journal
 
 CONFIG_SECTION = "gopatch"
 
@@ -68,7 +68,7 @@ def open_tree(path: Path, *, log: Callable[[str], None] = log_stderr) -> GoTree:
     """Open ``path`` as a Go source git tree or raise EnvironmentProblem saying what is missing.
 
     Every command opens its tree here, so this is where an apply or revert that was killed
-    half-way is finished or undone (pipeline/journal.py), before anything reads the tree;
+    half-way is finished or undone (pipeline/patches/journal.py), before anything reads the tree;
     ``log`` gets the one line that says which."""
     path = Path(path).absolute()
     if not path.is_dir():

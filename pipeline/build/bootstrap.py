@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import gobin
-from .errors import ConfigError, EnvironmentProblem
+from ..errors import ConfigError, EnvironmentProblem
+from ..source import gobin
 
 Log = Callable[[str], None]
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .locking import file_lock
+from ..locking import file_lock
+from ..process import kill_processes_in
 
 BUILD_JSON = "build.json"
 BUILD_LOG = "build.log"
@@ -141,45 +142,6 @@ class ArtifactStore:
                 return
             os.replace(artifact.path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
-
-
-def kill_processes_in(directory: Path, *, wait: float = 10.0) -> list[int]:
-    """SIGKILL every process whose working directory or executable is inside ``directory``
-    (Linux /proc; elsewhere nothing is found), and wait until they are gone. Returns their pids."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
-    root = os.path.realpath(directory)
-    victims = []
-    for entry in os.scandir(proc):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        for link in ("cwd", "exe"):
-            try:
-                target = os.readlink(f"/proc/{entry.name}/{link}")
-            except OSError:
-                continue
-            if target == root or target.startswith(root + "/"):
-                victims.append(int(entry.name))
-                break
-    for pid in victims:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, 9)
-    deadline = time.monotonic() + wait
-    alive = list(victims)
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _alive(pid)]
-        if alive:
-            time.sleep(0.05)
-    return victims
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a zombie is dead; its parent (init) reaps it
 
 
 def _link_or_copy(src: str, dst: str) -> None:

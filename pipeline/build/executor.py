@@ -17,7 +17,6 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import BuildUser
-from .errors import EnvironmentProblem
+from ..config import BuildUser
+from ..errors import EnvironmentProblem
+from .dockerclient import docker_client
 from .ownership import Loan, build_user, caller_ids
 
 if TYPE_CHECKING:
-    from .config import Options
+    from ..config import Options
     from .image import ImageInfo
 
 Log = Callable[[str], None]
@@ -39,13 +39,6 @@ Log = Callable[[str], None]
 # Every container gopatch starts carries this label, so a test (or a user) can list them and
 # prove that none is left behind: `docker ps -a --filter label=gopatch.executor`.
 CONTAINER_LABEL = "gopatch.executor"
-
-DOCKERD_HINT = (
-    "start a daemon as root with `dockerd --iptables=false --ip6tables=false --bridge=none &` "
-    "(install it with `apt-get install -y docker.io`; remove a stale /var/run/docker.pid first), "
-    "or build on this machine with --executor host"
-)
-
 
 @dataclass(frozen=True, kw_only=True)
 class Mount:
@@ -244,51 +237,6 @@ class HostExecutor:
 # --------------------------------------------------------------------------------------------
 
 
-def docker_client(timeout: float | None = 60) -> Any:
-    """A docker SDK client that has answered a ping, or EnvironmentProblem with the hint."""
-    try:
-        import docker
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise EnvironmentProblem(f"the docker Python SDK is not importable ({exc}).",
-                                 hint="pip install 'docker>=7.1'") from None
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    if where.startswith("unix://"):
-        # Probe the socket ourselves first: the SDK connects while constructing the client and
-        # leaks that socket when the daemon is missing (a ResourceWarning, an error under pytest).
-        path = where.removeprefix("unix://")
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                probe.settimeout(timeout)
-                probe.connect(path)
-        except PermissionError as exc:
-            raise EnvironmentProblem(
-                f"the Docker daemon at {where} does not let user {os.getuid()} in ({exc.strerror}).",
-                hint="add the user to the docker group (`usermod -aG docker $USER`, then log in "
-                     "again), or build on this machine with --executor host",
-            ) from None
-        except OSError as exc:
-            raise EnvironmentProblem(f"no Docker daemon answers at {where} ({exc.strerror or exc}).",
-                                     hint=DOCKERD_HINT) from None
-    client = None
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except Exception as exc:
-        if client is not None:
-            client.close()
-        raise EnvironmentProblem(
-            f"no Docker daemon answers at {where} "
-            f"({exc.__class__.__name__}: {_first_line(exc)}).",
-            hint=DOCKERD_HINT,
-        ) from None
-    return client
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no details"
-
-
 def run_shielded(fn: Callable[[], None], name: str) -> None:
     """Run ``fn`` to the end even if Ctrl-C arrives meanwhile; then re-raise what ``fn`` raised.
 
@@ -319,11 +267,11 @@ def run_shielded(fn: Callable[[], None], name: str) -> None:
 
 
 class DockerExecutor:
-    """Steps inside throw-away containers of the builder image (see ``pipeline.image``).
+    """Steps inside throw-away containers of the builder image (see ``pipeline.build.image``).
 
     Each step gets a fresh container: no network, every capability dropped, no privilege
     escalation, never root: the invoking user's uid:gid, or an unprivileged uid when gopatch runs
-    as root (``pipeline.ownership``; the writable mounts are lent to it for the step and handed
+    as root (``pipeline.build.ownership``; the writable mounts are lent to it for the step and handed
     back afterwards, so the files belong to the caller either way), CPU/memory limits from
     ``[docker]``. Mounts appear at the same absolute paths, so argv and env need no translation.
     The environment is exactly ``env`` plus ``HOME=/tmp`` when env names no HOME (the host's home

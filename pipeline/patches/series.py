@@ -2,7 +2,7 @@
 
 A patch file is git format-patch style: mail-like headers (From, Subject), a description whose
 last paragraph holds ``Key: value`` trailers, a line ``---``, then the diff. This module only
-reads and writes that text; applying the diff is ``pipeline.patches``' job. Everything is bytes
+reads and writes that text; applying the diff is ``pipeline.patches.operations``' job. Everything is bytes
 until it is known to be header text, because a diff of Go's source is not always UTF-8.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, PatchFormatError
+from ..errors import ConfigError, PatchFormatError
 from .gitdiff import fragment_header
 
 SERIES_FILE = "series"
@@ -322,7 +322,7 @@ def select(patches: Sequence[Patch], names: Sequence[str], *, series_dir: Path) 
     """The named patches in series order; an unknown name is a usage error with a suggestion."""
     from difflib import get_close_matches
 
-    from .errors import UsageError
+    from ..errors import UsageError
 
     by_name = {p.name: p for p in patches}
     for n in names:
