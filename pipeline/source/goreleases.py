@@ -43,11 +43,11 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import source
-from .config import DEFAULT_GIT_URL, Options
-from .errors import EnvironmentProblem, PatchDoesNotApply, UsageError
-from .locking import file_lock
-from .patches import FileState, Reader, State
+from ..config import DEFAULT_GIT_URL, Options
+from ..errors import EnvironmentProblem, PatchDoesNotApply, UsageError
+from ..locking import file_lock
+from ..patches.operations import FileState, Reader, State
+from . import checkout as source
 
 Log = Callable[[str], None]
 
