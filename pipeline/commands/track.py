@@ -1,4 +1,4 @@
-"""`gopatch track`: every Go release x every patch, probe-proven (logic: pipeline/track.py)."""
+"""`gopatch track`: every Go release x every patch, probe-proven (logic: pipeline/track/)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
                                   help="Where the whole series applies, run its probes the `gopatch try` way: on the "
                                        "newest release of each minor (latest), on every release (all), or not."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout (one object per cell "
-                                                           "plus the rows and the verdict; schema in pipeline/track.py)."),
+                                                           "plus the rows and the verdict; schema in pipeline/track/)."),
         html_out: Path = typer.Option(None, "--html", metavar="PATH",
                                       help="Also write one HTML page: the table, each conflict's hunk, each probe's facts."),
         fmt: str = typer.Option("text", "--format", metavar="text|markdown",
