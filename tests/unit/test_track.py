@@ -326,3 +326,14 @@ def test_a_probe_try_refuses_is_not_probed_not_failed(tmp_path, unit_cache, make
     assert cell.state == "clean" and cell.probe.status == "skipped"
     assert "src/cmd/go/main.go" in cell.probe.detail and "toolchain binaries" in cell.probe.detail
     assert table.exit_code == 0 and table.rows[0].probes == []
+
+
+def test_a_git_source_tracks_its_release_tags(tmp_path, unit_cache, make_opts, go_upstream):
+    # [source] kind = git: the rows are the repository's release tags (go1.27.3 only; branch
+    # `next` is no release) and each is read from the cached mirror's commit, no work tree.
+    opts = make_opts(unit_cache, tmp_path, source__url=str(go_upstream.path), source__kind="git")
+    table = track.track(opts, series_dirs=[PATCHES / "go1.27"], probe="none")
+    assert table.releases == ["go1.27.3"]
+    (row,) = table.rows
+    assert go_upstream.commit[:12] in row.source
+    assert [c.state for c in row.cells] == ["clean"] * 3 and table.exit_code == 0
