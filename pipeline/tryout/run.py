@@ -315,7 +315,7 @@ def run_try(opts: Options, *, names: Sequence[str] = (), all_: bool = False, pro
     patches = load_series(series_dir)
     chosen = list(patches) if all_ else select(patches, names, series_dir=series_dir)
     release = release_for(series_dir, opts.source.ref)
-    vanilla = gobin.ensure(opts.cache.dir, release, log=log)
+    vanilla = gobin.release_root(opts.cache.dir, release, log=log)
     return try_on(opts, chosen, series_dir=series_dir, release=release, vanilla=vanilla, probe=probe,
                   tests=tests, keep=keep, log=log, started=t0)
 

@@ -38,7 +38,7 @@ def _names(value: Any) -> tuple[str, ...]:
 
 
 def changed_go_files(patch_file: Path, data: bytes | None = None) -> tuple[str, ...]:
-    # Bytes + latin-1: real Go diffs carry non-UTF-8 bytes and lone CRs (see design.md §2).
+    # Bytes + latin-1: real Go diffs carry non-UTF-8 bytes and lone CRs (README: "Facts the design rests on").
     try:
         data = patch_file.read_bytes() if data is None else data
         start = data.find(b"diff --git ")

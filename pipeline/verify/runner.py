@@ -9,14 +9,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..build.head import head_toolchain
-from ..config import Options, Target
+from ..config import VERIFY_LAYERS, Options, Target
 from ..errors import VerificationFailed
 from . import asm, ast, behavior, stability, version
 from .claims import Claim, load_claims
 from .model import FAIL, LayerResult, Report
 from .toolchains import Toolchains, resolve
 
-ORDER = ("version", "asm", "ast", "behavior", "stability")
+ORDER = VERIFY_LAYERS  # the one list of layer names, in the order they run (config.py)
 
 
 def _cpu() -> float:

@@ -78,7 +78,7 @@ def resolve(
         raise UsageError(f"--toolchain {patched} is not a Go toolchain directory (a GOROOT with VERSION and src/).")
     version = gobin.read_version(patched)
     release = release_of(version)
-    vanilla = gobin.ensure(cache_dir, release, log=log)  # installed on demand, never skipped
+    vanilla = gobin.release_root(cache_dir, release, log=log)  # installed on demand, never skipped
 
     compiler = patched
     if not runs_here(patched):

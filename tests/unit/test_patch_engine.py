@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_patch_support import (
+from gittrees import (
     BASE_FILES,
     diff_of,
     git,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from gittrees import BASE_FILES, diff_of, make_tree, patch_text, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_patch_support import BASE_FILES, diff_of, make_tree, patch_text, snapshot
 
 from pipeline.errors import GopatchError
 from pipeline.patches import operations as engine

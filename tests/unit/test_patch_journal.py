@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_patch_support import BASE_FILES, diff_of, git, make_tree, patch_text, quiet_tree, snapshot
+from gittrees import BASE_FILES, diff_of, git, make_tree, patch_text, quiet_tree, snapshot
 
 from pipeline.patches import journal
 from pipeline.patches import operations as engine

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_patch_support import git, quiet_tree, snapshot
+from gittrees import git, quiet_tree, snapshot
 
 from pipeline.errors import GopatchError
 from pipeline.patches import operations as engine

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from test_patch_support import FIXED, quiet_tree
+from gittrees import FIXED, quiet_tree
 
 from pipeline.patches import operations as engine
 from pipeline.patches.series import parse_patch_bytes

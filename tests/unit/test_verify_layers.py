@@ -171,7 +171,7 @@ def test_default_toolchain_is_the_build_of_head_not_the_newest(tmp_path):
     # Regression: verify used to take max(VERSION mtime) among out/*/<target>/go. Every distpack
     # VERSION carries the same mtime, so with two builds in out/ it verified an arbitrary one,
     # while release took HEAD's. Both now ask pipeline.build.head for HEAD's build.
-    from test_patch_support import make_tree
+    from gittrees import make_tree
 
     from pipeline.build.head import head_toolchain, head_version
     from pipeline.config import load_options

@@ -116,12 +116,3 @@ def snapshot(path: Path) -> dict[str, object]:
         "refs": git(path, "for-each-ref"),
         "status": git(path, "status", "--porcelain", "-z", "--untracked-files=all"),
     }
-
-
-def test_helpers_make_a_clean_exact_tree(tmp_path):
-    tree = make_tree(tmp_path / "t")
-    assert not tree.is_dirty()
-    assert (tmp_path / "t" / "src" / "runtime" / "crlf.go").read_bytes() == BASE_FILES["src/runtime/crlf.go"]
-    d = diff_of(tree.path, {"src/runtime/nonl.go": b"package runtime\n\nvar x = 2"})
-    assert b"\\ No newline at end of file" in d
-    assert not tree.is_dirty()
