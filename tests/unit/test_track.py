@@ -276,10 +276,12 @@ def test_cli_write_carries_a_series_to_a_minor_without_one(tmp_path, unit_cache)
         shutil.copy(src / f"{name}.patch", patches / "go1.26")
     shutil.copytree(src / "probes", patches / "go1.26" / "probes")
     (patches / "go1.26" / "series").write_text("# release: go1.26.6\nhandoffp.patch\nforcegcperiod.patch\n")
+    (patches / ".go1.27.writing-999999").mkdir()  # what a killed --write left: removed, not in the way
     proc = gopatch(tmp_path, "track", "--since", "go1.27.2", "--until", "go1.27.3", "--probe", "none", "--write",
                    cache=unit_cache, patches=patches)
     assert proc.returncode == 0, proc.stderr
     assert "--write go1.27: wrote" in proc.stdout
+    assert sorted(x.name for x in patches.iterdir()) == ["go1.26", "go1.27"]  # no temporary directory left
     series = (patches / "go1.27" / "series").read_text()
     assert "# release: go1.27.3" in series and "handoffp.patch" in series and "forcegcperiod.patch" in series
     again = gopatch(tmp_path, "track", "--since", "go1.27.2", "--until", "go1.27.3", "--probe", "none",
