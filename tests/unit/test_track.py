@@ -274,7 +274,6 @@ def test_cli_write_carries_a_series_to_a_minor_without_one(tmp_path, unit_cache)
     (patches / "go1.26").mkdir(parents=True)
     for name in ("handoffp", "forcegcperiod"):
         shutil.copy(src / f"{name}.patch", patches / "go1.26")
-    shutil.copytree(src / "probes", patches / "go1.26" / "probes")
     (patches / "go1.26" / "series").write_text("# release: go1.26.6\nhandoffp.patch\nforcegcperiod.patch\n")
     (patches / ".go1.27.writing-999999").mkdir()  # what a killed --write left: removed, not in the way
     proc = gopatch(tmp_path, "track", "--since", "go1.27.2", "--until", "go1.27.3", "--probe", "none", "--write",
