@@ -56,7 +56,7 @@ from ..patches.series import Patch, load_series, select
 from ..process import alive
 from ..source import gobin
 from ..verify import behavior
-from ..verify.claims import from_patches
+from ..verify.claims import Claim, from_patches
 from ..verify.model import LayerResult
 from ..verify.toolchains import Toolchains
 
@@ -314,20 +314,25 @@ def run_try(opts: Options, *, names: Sequence[str] = (), all_: bool = False, pro
     series_dir = opts.series_dir
     patches = load_series(series_dir)
     chosen = list(patches) if all_ else select(patches, names, series_dir=series_dir)
+    # Claims first: a Probe: that names no directory is refused before any tree is linked.
+    claims = from_patches(chosen, series_dir) if probe else []
     release = release_for(series_dir, opts.source.ref)
     vanilla = gobin.release_root(opts.cache.dir, release, log=log)
     return try_on(opts, chosen, series_dir=series_dir, release=release, vanilla=vanilla, probe=probe,
-                  tests=tests, keep=keep, log=log, started=t0)
+                  tests=tests, keep=keep, log=log, started=t0, claims=claims)
 
 
 def try_on(opts: Options, chosen: Sequence[Patch], *, series_dir: Path, release: str, vanilla: Path,
            probe: bool = True, tests: Sequence[str] = (), keep: Path | None = None, log: Log = _quiet,
-           started: float | None = None) -> TryResult:
+           started: float | None = None, claims: Sequence[Claim] | None = None) -> TryResult:
     """``chosen`` (in series order; their probes found through ``series_dir``) on the vanilla
     distribution ``vanilla`` of ``release``: what ``run_try`` does once it has picked them, and
     what ``gopatch track --probe`` runs on every release it probes (any release, not only the
-    series' pin)."""
+    series' pin). ``claims``: the probes to run (default: those of ``chosen``, read before any tree
+    is linked)."""
     t0 = time.monotonic() if started is None else started
+    if claims is None:
+        claims = from_patches(chosen, series_dir) if probe else []
     if gobin.read_version(vanilla) != release:
         raise EnvironmentProblem(f"{vanilla}/VERSION says {gobin.read_version(vanilla)}, not {release}.")
     host = host_target()
@@ -358,7 +363,6 @@ def try_on(opts: Options, chosen: Sequence[Patch], *, series_dir: Path, release:
             f"{len(changes)} patched file(s) written: {', '.join(sorted(changes))}")
         t_tree = time.monotonic()
         tc = Toolchains(target=host, patched=dest, compiler=dest, vanilla=vanilla, version=release, release=release)
-        claims = from_patches(chosen, series_dir) if probe else []
         layer = behavior.check(tc, claims, cache_dir=opts.cache.dir, tests=" ".join(tests),
                                timeout=opts.verify.timeout, log=log, jobs=opts.verify.jobs,
                                vanilla_cache=opts.verify.vanilla_cache)
