@@ -120,7 +120,7 @@ def verify_targets(
     them all is the worst (every report must pass). Without ``toolchain`` every target's build of
     HEAD is looked up first, so a missing build ends the command before minutes of checks on the
     others rather than after them."""
-    if toolchain is None:
+    if toolchain is None and len(targets) > 1:
         for target in targets:
             head_toolchain(opts, target)
     return [verify(opts, target=t, toolchain=toolchain, layers=layers, soak=soak, log=log) for t in targets]
