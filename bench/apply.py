@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline import gobin  # noqa: E402
+from pipeline.source import gobin  # noqa: E402
 
 
 def text_diff(old_src: Path, new_src: Path, work: Path) -> tuple[bytes, list[str]]:

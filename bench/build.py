@@ -25,10 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import build as B  # noqa: E402
-from pipeline import gobin  # noqa: E402
+from pipeline.build import plan as P  # noqa: E402
+from pipeline.build import run as B  # noqa: E402
+from pipeline.build.stamp import write_version_file  # noqa: E402
 from pipeline.config import DEFAULT_TARGETS, Target  # noqa: E402
-from pipeline.stamp import write_version_file  # noqa: E402
+from pipeline.source import gobin  # noqa: E402
 
 
 def make_go_tree(cache: Path, dest: Path) -> Path:
@@ -56,7 +57,7 @@ def naive_make_bash(tree: Path, version: str, target: Target, bootstrap: Path, w
     subprocess.run(f"git -C {tree} archive HEAD | tar -x -C {work}", shell=True, check=True)
     write_version_file(work / "VERSION", version)
     (work.parent / "home").mkdir(exist_ok=True)
-    step = B.plan_host(target=target, workdir=work.parent, bootstrap=bootstrap, config=B.BuildConfig()).steps[0]
+    step = P.plan_host(target=target, workdir=work.parent, bootstrap=bootstrap, config=P.BuildConfig()).steps[0]
     start = time.monotonic()
     subprocess.run(list(step.argv), cwd=work / "src", env=step.environ, check=True, capture_output=True)
     return time.monotonic() - start

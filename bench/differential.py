@@ -31,7 +31,7 @@ import differential as d  # noqa: E402
 import differential_cases as dc  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from pipeline import gobin  # noqa: E402
+from pipeline.source import gobin  # noqa: E402
 
 
 def _first(text: str) -> str:

@@ -41,14 +41,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline import gobin  # noqa: E402
-from pipeline.config import load_options  # noqa: E402
-from pipeline.series import load_series, select  # noqa: E402
+from pipeline.config import host_target, load_options  # noqa: E402
+from pipeline.patches.allversions import release_for  # noqa: E402
+from pipeline.patches.series import load_series, select  # noqa: E402
+from pipeline.source import gobin  # noqa: E402
 from pipeline.verify import behavior  # noqa: E402
 from pipeline.verify.claims import from_patches  # noqa: E402
-from pipeline.verify.goenv import host_target  # noqa: E402
 from pipeline.verify.toolchains import Toolchains  # noqa: E402
-from pipeline.versions import release_for  # noqa: E402
 
 
 def child_env(cache: Path, series: Path) -> dict[str, str]:

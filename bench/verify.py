@@ -33,11 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.config import Target, load_options
-from pipeline.headbuild import head_toolchain
+from pipeline.build.head import head_toolchain
+from pipeline.config import Target, host_target, load_options
 from pipeline.verify.asm import packages_for
 from pipeline.verify.claims import load_claims
-from pipeline.verify.goenv import go_env, host_target
+from pipeline.verify.goenv import go_env
 from pipeline.verify.toolchains import resolve
 
 COLD_TARGET, WARM_TARGET = 60, 15

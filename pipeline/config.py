@@ -101,7 +101,7 @@ class BuildOptions:
 class BuildUser:
     """``[docker] user``: the uid:gid a build container runs as; both None = auto.
 
-    auto resolves in ``pipeline.ownership.build_user`` (the caller's ids, or a fixed unprivileged
+    auto resolves in ``pipeline.build.ownership.build_user`` (the caller's ids, or a fixed unprivileged
     uid when the caller is root); this is only the configured value, checked for root.
     """
 
@@ -364,11 +364,12 @@ def _words(raw: str, base: Path) -> tuple[str, ...]:
     return tuple(raw.replace(",", " ").split())
 
 
-def _verify_layers(raw: str, base: Path) -> tuple[str, ...]:
-    words = _words(raw, base)
+def parse_verify_layers(raw: str, base: Path | None = None) -> tuple[str, ...]:
+    """'asm, ast' or 'asm ast' -> ("asm", "ast"); ValueError naming what is not a layer."""
+    words = tuple(raw.replace(",", " ").split())
     bad = [w for w in words if w not in VERIFY_LAYERS]
     if bad or not words:
-        raise ValueError(f"{', '.join(bad) or 'nothing'} is not a list of verify layers; allowed: {', '.join(VERIFY_LAYERS)}")
+        raise ValueError(f"unknown layer {', '.join(bad) or '(none given)'}; choose from {', '.join(VERIFY_LAYERS)}")
     return tuple(dict.fromkeys(words))
 
 
@@ -459,7 +460,7 @@ SETTINGS: tuple[Setting, ...] = (
             help="repository name of the image; its tag is <version>.<goos>-<goarch>"),
     Setting(section="release", key="image_source", parse=_string, default="",
             help="the image's org.opencontainers.image.source label (empty = the Go source's URL)"),
-    Setting(section="verify", key="layers", parse=_verify_layers, default="version asm ast behavior",
+    Setting(section="verify", key="layers", parse=parse_verify_layers, default="version asm ast behavior",
             help="verify layers run by default (version asm ast behavior stability); --layers overrides"),
     Setting(section="verify", key="must_not_change", parse=_words, default="",
             help="functions (fnmatch patterns) whose code must not change; empty = the other functions of the touched files"),

@@ -3,7 +3,7 @@ modules (typer, GitPython, docker...: a few hundred milliseconds) exits 130 with
 
 Nothing has been read or written at that point, so leaving at once is safe. ``install`` runs
 before the heavy imports, and only when gopatch runs as a program (the console script enters
-through ``main`` here; ``python -m pipeline.cli`` calls ``install`` when run as __main__), never
+through ``pipeline.__main__.main``; ``python -m pipeline.cli`` calls ``install`` when run as __main__), never
 when a test or another program imports ``pipeline.cli``. ``restore`` puts the normal handlers
 back as soon as the command itself starts: from then on SIGINT is KeyboardInterrupt, which the
 CLI turns into exit 130 after the command has put everything back.
@@ -40,11 +40,3 @@ def restore() -> None:
         if signal.getsignal(sig) is _leave:
             signal.signal(sig, old)  # type: ignore[arg-type]
         del _saved[sig]
-
-
-def main() -> None:
-    """The console script `gopatch`."""
-    install()
-    from .cli import main as cli_main
-
-    cli_main()

@@ -14,7 +14,7 @@ import phases
 import pytest
 from prereq import IN_CI, missing, test_cache_dir  # noqa: F401 - re-exported for fixtures
 
-from pipeline import gobin
+from pipeline.source import gobin
 
 
 @pytest.fixture(scope="session")

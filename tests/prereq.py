@@ -5,6 +5,7 @@ failure; locally it is a skip that says exactly what is missing."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,12 @@ def missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"CI requires {what}, but it is missing")
     pytest.skip(f"missing prerequisite: {what}")
+
+
+def chromium() -> str:
+    """Debian's headless-capable chromium, for the tests that render an HTML report."""
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return name
+    missing("Debian's chromium (apt-get install -y chromium) for the headless browser test")
+    raise AssertionError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from .. import build as build_stage
-from ..artifacts import ArtifactStore
+from ..build import run as build_stage
+from ..build.artifacts import ArtifactStore
 from ..errors import UsageError
 from ..progress import make_progress
 from . import common

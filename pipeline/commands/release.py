@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .. import matrix as matrix_mod
+from ..build import matrix as matrix_mod
 from ..errors import UsageError, VerificationFailed
 from ..release import create, rebuild, signing
 from ..release import report as report_mod

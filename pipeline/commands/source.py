@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .. import source
+from ..source import checkout as source
 from . import common
 
 

@@ -1,5 +1,5 @@
 """`gopatch try`: run the patches' probes against the vanilla distribution with patched src/
-(logic: pipeline/tryout.py)."""
+(logic: pipeline/tryout/run.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from .. import tryout
 from ..errors import VerificationFailed
+from ..tryout import run as tryout
 from . import common
 
 

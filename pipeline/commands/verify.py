@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..config import VERIFY_LAYERS
+from ..config import parse_verify_layers
 from ..errors import UsageError, VerificationFailed
 from ..verify import report as report_mod
 from ..verify.runner import verify_targets
@@ -16,12 +16,10 @@ from . import common
 def _layers(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
-    words = tuple(dict.fromkeys(text.replace(",", " ").split()))
-    bad = [w for w in words if w not in VERIFY_LAYERS]
-    if bad or not words:
-        raise UsageError(f"--layers {text!r}: unknown layer {', '.join(bad) or '(none given)'}; "
-                         f"choose from {', '.join(VERIFY_LAYERS)}.")
-    return words
+    try:
+        return parse_verify_layers(text)
+    except ValueError as exc:
+        raise UsageError(f"--layers {text!r}: {exc}.") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -42,10 +42,6 @@ def safe_path(name: str) -> bool:
     return bool(SAFE_NAME.match(name.removeprefix(PROXY_DIR + "/")))
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

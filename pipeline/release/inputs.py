@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import BUILD_JSON
-from ..build import SourceInfo
+from ..build.artifacts import BUILD_JSON
+from ..build.head import artifact_dir, head_version
+from ..build.run import SourceInfo
 from ..config import Options, Target
 from ..errors import EnvironmentProblem, VerificationFailed
-from ..headbuild import artifact_dir, head_version
-from ..tree import GoTree
+from ..git import GoTree
 from . import gate
 from .checksums import archive_name, sha256_file, source_archive_name
 from .proxy import module_files

@@ -26,7 +26,7 @@ from .inputs import ReleaseInputs, TargetInput
 SCHEMA = "gopatch-release/1"
 # Environment variables whose values are paths of the building machine: recorded as a marker,
 # because the toolchain does not depend on where its bootstrap or HOME was (distpack output is
-# reproducible across trees at different paths, see ../shared/design.md).
+# reproducible across trees at different paths, README: "Facts the design rests on").
 _MACHINE_PATHS = ("HOME", "GOROOT_BOOTSTRAP", "PATH")
 
 

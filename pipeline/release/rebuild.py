@@ -19,13 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import patches as engine
-from ..build import build_from_options, source_info
+from ..build.run import build_from_options, source_info
 from ..config import Options, Target
 from ..errors import GopatchError
-from ..series import load_series, select
-from ..source import checkout
-from ..tree import open_tree
+from ..git import open_tree
+from ..patches import operations as engine
+from ..patches.series import load_series, select
+from ..source.checkout import checkout
 from . import manifest as manifest_mod
 from . import proxy
 from .check import CheckReport

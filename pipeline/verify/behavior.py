@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..cmd import run
+from ..config import host_target
 from ..progress import PlainProgress
 from .claims import Claim
-from .goenv import go_env, host_target
+from .goenv import go_env
 from .model import FAIL, PASS, SKIP, LayerResult
 from .toolchains import Toolchains
 from .vcache import VanillaCache, dir_digest

@@ -1,7 +1,7 @@
 """What each patch of the series claims: the functions it touches, its helpers, its API changes,
 its probe, and the Go files its diff changes. Verify checks the toolchain against these claims.
 
-The series itself is read by ``pipeline.series.load_series`` (the patch engine owns the format);
+The series itself is read by ``pipeline.patches.series.load_series`` (the patch engine owns the format);
 this module only adds the list of changed files, which it reads from the diff with unidiff.
 """
 
@@ -38,7 +38,7 @@ def _names(value: Any) -> tuple[str, ...]:
 
 
 def changed_go_files(patch_file: Path, data: bytes | None = None) -> tuple[str, ...]:
-    # Bytes + latin-1: real Go diffs carry non-UTF-8 bytes and lone CRs (see design.md §2).
+    # Bytes + latin-1: real Go diffs carry non-UTF-8 bytes and lone CRs (README: "Facts the design rests on").
     try:
         data = patch_file.read_bytes() if data is None else data
         start = data.find(b"diff --git ")
@@ -55,23 +55,26 @@ def changed_go_files(patch_file: Path, data: bytes | None = None) -> tuple[str, 
 
 
 def from_patches(patches: Iterable[Any], series_dir: Path) -> list[Claim]:
-    """Adapt the patch engine's Patch objects (.name .path .subject .touches .helpers .api .probe)."""
+    """Adapt the patch engine's Patch objects (.name .path .subject .touches .helpers .api .probe).
+    A Probe: is found as the patch engine finds it (``probe_dir``: the series' own copy, else the
+    shared one); one that names no directory stops here, before anything is built or run."""
+    from ..patches.series import probe_dir  # owned by the patch engine
+
     claims = []
     for p in patches:
-        probe = getattr(p, "probe", None)
         claims.append(Claim(
             name=p.name,
             subject=getattr(p, "subject", "") or "",
             touches=_names(getattr(p, "touches", ())),
             helpers=_names(getattr(p, "helpers", ())),
             api=_names(getattr(p, "api", ())),
-            probe=(series_dir / probe) if probe else None,
+            probe=probe_dir(p, series_dir) if getattr(p, "probe", None) else None,
             files=changed_go_files(Path(p.path), getattr(p, "diff", None)),
         ))
     return claims
 
 
 def load_claims(series_dir: Path) -> list[Claim]:
-    from ..series import load_series  # owned by the patch engine
+    from ..patches.series import load_series  # owned by the patch engine
 
     return from_patches(load_series(series_dir), series_dir)

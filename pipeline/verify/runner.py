@@ -8,16 +8,16 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..config import Options, Target
+from ..build.head import head_toolchain
+from ..config import VERIFY_LAYERS, Options, Target
 from ..errors import VerificationFailed
-from ..headbuild import head_toolchain
 from . import asm, ast, behavior, stability, version
 from .claims import Claim, load_claims
 from .model import FAIL, LayerResult, Report
 from .toolchains import Toolchains, resolve
 from .verdict import write_verdict
 
-ORDER = ("version", "asm", "ast", "behavior", "stability")
+ORDER = VERIFY_LAYERS  # the one list of layer names, in the order they run (config.py)
 
 
 def _cpu() -> float:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..cmd import run
+from ..config import host_target
 from ..errors import UsageError
-from .goenv import go_env, host_target
+from .goenv import go_env
 from .model import FAIL, PASS, SKIP, LayerResult
 from .toolchains import Toolchains
 

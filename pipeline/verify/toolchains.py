@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import gobin
-from ..config import Target
+from ..config import Target, host_target
 from ..errors import EnvironmentProblem, UsageError
-from .goenv import host_target, runs_here
+from ..source import gobin
+from .goenv import runs_here
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def resolve(
         raise UsageError(f"--toolchain {patched} is not a Go toolchain directory (a GOROOT with VERSION and src/).")
     version = gobin.read_version(patched)
     release = release_of(version)
-    vanilla = gobin.ensure(cache_dir, release, log=log)  # installed on demand, never skipped
+    vanilla = gobin.release_root(cache_dir, release, log=log)  # installed on demand, never skipped
 
     compiler = patched
     if not runs_here(patched):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..artifacts import BUILD_JSON
+from ..build.artifacts import BUILD_JSON
 from .model import Report
 from .report import write_atomic
 

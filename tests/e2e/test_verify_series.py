@@ -21,7 +21,7 @@ from pathlib import Path
 import git
 import pytest
 
-from pipeline.series import load_series
+from pipeline.patches.series import load_series
 
 pytestmark = pytest.mark.slow
 

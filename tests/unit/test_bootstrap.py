@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import bootstrap
-from pipeline.bootstrap import Bootstrap, check_minimum, parse_version, required_minimum, resolve
+from pipeline.build import bootstrap
+from pipeline.build.bootstrap import (
+    Bootstrap,
+    check_minimum,
+    parse_version,
+    required_minimum,
+    resolve,
+)
 from pipeline.errors import ConfigError, EnvironmentProblem
 
 

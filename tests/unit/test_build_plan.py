@@ -15,43 +15,44 @@ import git
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import build as B
-from pipeline.artifacts import ArtifactStore, materialize
-from pipeline.bootstrap import Bootstrap
+from pipeline.build import plan as P
+from pipeline.build import run as B
+from pipeline.build.artifacts import ArtifactStore, materialize
+from pipeline.build.bootstrap import Bootstrap
+from pipeline.build.executor import StepResult
 from pipeline.cli import app
 from pipeline.config import Target
 from pipeline.errors import BuildFailed, TreeNotClean, UsageError
-from pipeline.executor import StepResult
+from pipeline.git import open_tree
 from pipeline.progress import stage_of
-from pipeline.tree import open_tree
 
 LINUX_AMD64 = Target(goos="linux", goarch="amd64")
 LINUX_ARM64 = Target(goos="linux", goarch="arm64")
 
 
 def test_host_plan_is_one_make_bash_with_a_clean_environment(tmp_path):
-    cfg = B.BuildConfig(goexperiment="", extra_env=())
-    plan = B.plan_host(target=LINUX_AMD64, workdir=tmp_path, bootstrap=Path("/boot/go"), config=cfg)
+    cfg = P.BuildConfig(goexperiment="", extra_env=())
+    plan = P.plan_host(target=LINUX_AMD64, workdir=tmp_path, bootstrap=Path("/boot/go"), config=cfg)
     (step,) = plan.steps
     assert step.argv == ("bash", "make.bash", "-distpack")
     assert step.cwd == tmp_path / "go" / "src"
     env = step.environ
-    assert env == {"PATH": B.STEP_PATH, "HOME": str(tmp_path / "home"), "GOOS": "linux", "GOARCH": "amd64",
+    assert env == {"PATH": P.STEP_PATH, "HOME": str(tmp_path / "home"), "GOOS": "linux", "GOARCH": "amd64",
                    "GOTOOLCHAIN": "local", "GOROOT_BOOTSTRAP": "/boot/go", "CGO_ENABLED": "0"}
-    assert not set(env) & (set(B.LEAKY) - {"GOTOOLCHAIN"})
+    assert not set(env) & (set(P.LEAKY) - {"GOTOOLCHAIN"})
 
 
 def test_configured_experiment_and_extra_env_pass_through(tmp_path):
-    cfg = B.BuildConfig(cgo_enabled=True, goexperiment="loopvar", extra_env=(("GOAMD64", "v3"),))
-    env = B.plan_host(target=LINUX_AMD64, workdir=tmp_path, bootstrap=Path("/b"), config=cfg).steps[0].environ
+    cfg = P.BuildConfig(cgo_enabled=True, goexperiment="loopvar", extra_env=(("GOAMD64", "v3"),))
+    env = P.plan_host(target=LINUX_AMD64, workdir=tmp_path, bootstrap=Path("/b"), config=cfg).steps[0].environ
     assert env["GOEXPERIMENT"] == "loopvar" and env["GOAMD64"] == "v3" and env["CGO_ENABLED"] == "1"
 
 
 def test_cross_plan_is_the_measured_shortcut(tmp_path):
-    plan = B.plan_cross(target=LINUX_ARM64, workdir=tmp_path, config=B.BuildConfig())
+    plan = P.plan_cross(target=LINUX_ARM64, workdir=tmp_path, config=P.BuildConfig())
     install, pack = plan.steps
     go = str(tmp_path / "go" / "bin" / "go")
-    assert install.argv == (go, "install", *B.DIST_COMMANDS)
+    assert install.argv == (go, "install", *P.DIST_COMMANDS)
     assert install.environ["GOFLAGS"] == "-trimpath -ldflags=-w -gcflags=cmd/...=-dwarf=false"
     assert install.environ["CGO_ENABLED"] == "0"
     assert (install.environ["GOOS"], install.environ["GOARCH"]) == ("linux", "arm64")
@@ -61,14 +62,14 @@ def test_cross_plan_is_the_measured_shortcut(tmp_path):
 
 def test_cache_key_changes_with_every_input():
     base = dict(tree_hash="t", version="v", bootstrap_version="go1.27.3", target=LINUX_AMD64, host=LINUX_AMD64,
-                config=B.BuildConfig(), executor={"executor": "docker", "image_id": "sha256:1", "user": "0:0"})
-    k = B.cache_key(**base)
-    assert k == B.cache_key(**base)
-    assert k == B.cache_key(**{**base, "executor": {**base["executor"], "user": "1000:1000"}})  # not build-affecting
+                config=P.BuildConfig(), executor={"executor": "docker", "image_id": "sha256:1", "user": "0:0"})
+    k = P.cache_key(**base)
+    assert k == P.cache_key(**base)
+    assert k == P.cache_key(**{**base, "executor": {**base["executor"], "user": "1000:1000"}})  # not build-affecting
     for change in [dict(tree_hash="u"), dict(version="w"), dict(bootstrap_version="go1.26.6"),
-                   dict(target=LINUX_ARM64), dict(config=B.BuildConfig(cgo_enabled=True)),
+                   dict(target=LINUX_ARM64), dict(config=P.BuildConfig(cgo_enabled=True)),
                    dict(executor={"executor": "docker", "image_id": "sha256:2"}), dict(host_key="h")]:
-        assert B.cache_key(**{**base, **change}) != k, change
+        assert P.cache_key(**{**base, **change}) != k, change
 
 
 def test_stage_lines():
@@ -264,7 +265,7 @@ def test_leftovers_of_a_killed_build_are_stopped_before_they_are_removed(tmp_pat
     import subprocess
     import time
 
-    from pipeline.artifacts import ArtifactStore
+    from pipeline.build.artifacts import ArtifactStore
 
     store = ArtifactStore(tmp_path / "cache")
     key = "ab" * 32

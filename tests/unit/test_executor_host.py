@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import executor as ex
+from pipeline.build import executor as ex
+from pipeline.build.executor import HostExecutor, Mount, choose_executor, iter_lines
 from pipeline.config import load_options
 from pipeline.errors import EnvironmentProblem
-from pipeline.executor import HostExecutor, Mount, choose_executor, iter_lines
+from pipeline.process import alive
 
 PY = sys.executable
 ENV = {"PATH": "/usr/bin:/bin", "ONLY_THIS": "yes"}
@@ -101,20 +102,10 @@ def test_cwd_and_mount_checks(tmp_path):
         run(["true"], cwd=Path("/"), mounts=[Mount(path=work)])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purpose.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[-1][0] != "Z"
-
-
 def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return True
         time.sleep(0.05)
     return False

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PatchFormatError
-from pipeline.hunks import Misfit, parse_diff
-from pipeline.patches import FileState, Overlay, apply_files
+from pipeline.patches.hunks import Misfit, parse_diff
+from pipeline.patches.operations import FileState, Overlay, apply_files
 
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "HOME": os.devnull}
 
@@ -219,7 +219,7 @@ def test_a_mode_without_type_bits_is_the_wrong_type(tmp_path):
 
 
 def test_a_hunk_header_before_any_file_header_is_refused(tmp_path):
-    from pipeline.series import parse_patch_bytes
+    from pipeline.patches.series import parse_patch_bytes
 
     data = (b"Subject: x\n\n@@ -1,3 +1,3 @@ in the message\n---\n"
             b"diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n 1\n-2\n+two\n 3\n")

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import image
-from pipeline.config import BuildUser, load_options
-from pipeline.errors import ConfigError, EnvironmentProblem
-from pipeline.image import (
+from pipeline.build import image
+from pipeline.build.image import (
     REQUIRED_TOOLS,
     StaticTools,
     build_context,
@@ -23,7 +21,9 @@ from pipeline.image import (
     render_dockerfile,
     template_path,
 )
-from pipeline.ownership import build_user
+from pipeline.build.ownership import build_user
+from pipeline.config import BuildUser, load_options
+from pipeline.errors import ConfigError, EnvironmentProblem
 
 TEMPLATE = image.BUNDLED_TEMPLATE
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from prereq import missing
 
-from pipeline import ownership
+from pipeline.build import ownership
+from pipeline.build.executor import DockerExecutor
+from pipeline.build.ownership import UNPRIVILEGED, Loan, build_user
 from pipeline.config import BuildUser, load_options
 from pipeline.errors import ConfigError, EnvironmentProblem
-from pipeline.executor import DockerExecutor
-from pipeline.ownership import UNPRIVILEGED, Loan, build_user
 
 ROOT = (0, 0)
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_patch_support import (
+from gittrees import (
     BASE_FILES,
     diff_of,
     git,

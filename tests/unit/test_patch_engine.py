@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_patch_support import (
+from gittrees import (
     BASE_FILES,
     diff_of,
     git,
@@ -17,7 +17,6 @@ from test_patch_support import (
     write_series,
 )
 
-from pipeline import patches as engine
 from pipeline.errors import (
     EnvironmentProblem,
     PatchDoesNotApply,
@@ -25,7 +24,8 @@ from pipeline.errors import (
     TreeNotClean,
     UsageError,
 )
-from pipeline.series import load_series, parse_patch_file
+from pipeline.patches import operations as engine
+from pipeline.patches.series import load_series, parse_patch_file
 
 PROC = "src/runtime/proc.go"
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from gittrees import BASE_FILES, diff_of, make_tree, patch_text, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_patch_support import BASE_FILES, diff_of, make_tree, patch_text, snapshot
 
-from pipeline import patches as engine
 from pipeline.errors import GopatchError
-from pipeline.series import parse_patch_bytes
+from pipeline.patches import operations as engine
+from pipeline.patches.series import parse_patch_bytes
 
 
 @pytest.fixture(scope="module")

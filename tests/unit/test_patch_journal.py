@@ -15,18 +15,19 @@ import time
 from pathlib import Path
 
 import pytest
-from test_patch_support import BASE_FILES, diff_of, git, make_tree, patch_text, quiet_tree, snapshot
+from gittrees import BASE_FILES, diff_of, git, make_tree, patch_text, quiet_tree, snapshot
 
-from pipeline import journal, source
-from pipeline import patches as engine
-from pipeline.series import parse_patch_file
+from pipeline.patches import journal
+from pipeline.patches import operations as engine
+from pipeline.patches.series import parse_patch_file
+from pipeline.source import checkout as source
 
 # The child: wrap one function of the engine so that the process dies right after (or before)
 # its n-th call, then run the real CLI.
 HARNESS = r"""
 import os, sys
-import pipeline.journal as J
-import pipeline.patches as P
+import pipeline.patches.journal as J
+import pipeline.patches.operations as P
 
 point, n = sys.argv[1], int(sys.argv[2])
 calls = {"n": 0}

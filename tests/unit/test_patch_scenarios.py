@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_patch_support import git, quiet_tree, snapshot
+from gittrees import git, quiet_tree, snapshot
 
-from pipeline import patches as engine
 from pipeline.errors import GopatchError
-from pipeline.series import parse_patch_file
+from pipeline.patches import operations as engine
+from pipeline.patches.series import parse_patch_file
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 ADDED = {"VERSION": b"go1.27.3\ntime 2026-10-19T22:20:36Z\n", "src/make.bash": b"#!/usr/bin/env bash\n"}

@@ -18,12 +18,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_patch_support import quiet_tree
+from gittrees import quiet_tree
 
-from pipeline import patches as engine
-from pipeline import rebase, source
-from pipeline.patches import worktree_reader
-from pipeline.series import load_series, parse_patch_file, series_release
+from pipeline.patches import operations as engine
+from pipeline.patches import rebase
+from pipeline.patches.operations import worktree_reader
+from pipeline.patches.series import load_series, parse_patch_file, series_release
+from pipeline.source import checkout as source
+from pipeline.source import gobin
 
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "patches"
@@ -68,13 +70,13 @@ def test_rebase_go127_onto_go1266_reports_and_writes(tmp_path, unit_cache):
     assert series_release(out) == "go1.26.6"
     assert [p.name for p in load_series(out)] == ["handoffp", "forcegcperiod"]
     assert "# traceGoStartBlock.patch conflicts with go1.26.6" in (out / "series").read_text()
-    root = rebase.go_release_root(unit_cache, "go1.26.6")
+    root = gobin.release_root(unit_cache, "go1.26.6")
     checks, _ = rebase.check_series(load_series(out), worktree_reader(root))
     assert [c.state for c in checks] == ["clean", "clean"]
     # ... and carry the same hunks as the hand-adapted go1.26 patch (whose description differs)
     assert hunks_of(out / "handoffp.patch") == hunks_of(PATCHES / "go1.26/handoffp.patch")
     # probes came along, asking for the target's Go
-    assert (out / "probes/handoffp/main.go").read_bytes() == (PATCHES / "go1.27/probes/handoffp/main.go").read_bytes()
+    assert (out / "probes/handoffp/main.go").read_bytes() == (PATCHES / "probes/handoffp/main.go").read_bytes()
     assert "\ngo 1.26\n" in (out / "probes/forcegcperiod/go.mod").read_text()
     assert not (out / "probes/traceGoStartBlock").exists()
 
@@ -131,7 +133,7 @@ def test_rebase_never_silently_overwrites_hand_adapted_patches(tmp_path, unit_ca
     # the hand-adapted conflicting patch and the series file are untouched
     assert after["go1.26/traceGoStartBlock.patch"] == before["go1.26/traceGoStartBlock.patch"]
     # the overwritten file has the same effect as the one it replaced
-    root = rebase.go_release_root(unit_cache, "go1.26.6")
+    root = gobin.release_root(unit_cache, "go1.26.6")
     checks, _ = rebase.check_series(load_series(patches / "go1.26"), worktree_reader(root))
     assert [c.state for c in checks] == ["clean", "clean", "clean"]
 
@@ -170,5 +172,5 @@ def test_rebase_usage_errors(tmp_path, unit_cache):
 def test_each_shipped_series_applies_cleanly_to_its_release(unit_cache, release):
     series = PATCHES / f"go{release[2:].rsplit('.', 1)[0]}"
     assert series_release(series) == release
-    checks, _ = rebase.check_series(load_series(series), worktree_reader(rebase.go_release_root(unit_cache, release)))
+    checks, _ = rebase.check_series(load_series(series), worktree_reader(gobin.release_root(unit_cache, release)))
     assert [c.state for c in checks] == ["clean", "clean", "clean"]

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_patch_support import BASE_FILES, diff_of, make_tree, patch_text, write_series
+from gittrees import BASE_FILES, diff_of, make_tree, patch_text, write_series
 
 from pipeline.config import load_options
 from pipeline.release import compare as compare_mod

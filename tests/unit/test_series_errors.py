@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from gittrees import BASE_FILES, diff_of, make_tree, patch_text, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_patch_support import BASE_FILES, diff_of, make_tree, patch_text, snapshot
 
 from pipeline.errors import PatchFormatError
-from pipeline.series import load_series, parse_patch_bytes
+from pipeline.patches.series import load_series, parse_patch_bytes
 
 PROC = "src/runtime/proc.go"
 

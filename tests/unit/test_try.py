@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import tryout
-from pipeline.patches import FileState
-from pipeline.series import load_series
+from pipeline.patches.operations import FileState
+from pipeline.patches.series import load_series
+from pipeline.tryout import run as tryout
 
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "patches"
@@ -234,7 +234,7 @@ def test_try_keep_and_a_probe_that_does_not_hold(tmp_path, try_cache, go_dist):
     old = (vanilla / PROC).read_bytes()
     new = old.replace(b"package runtime\n", b"package runtime\n\n// a comment is not a behaviour change\n", 1)
     series = one_patch_series(tmp_path / "patches", "noop", git_diff(PROC, old, new), probe="probes/forcegcperiod")
-    shutil.copytree(PATCHES / "go1.27/probes/forcegcperiod", series / "probes/forcegcperiod")
+    shutil.copytree(PATCHES / "probes/forcegcperiod", series / "probes/forcegcperiod")
     keep = tmp_path / "kept"
     proc = gopatch(tmp_path, "try", "noop", "--keep", str(keep), cache=try_cache, patches=tmp_path / "patches")
     assert proc.returncode == 1, proc.stderr[-3000:]
@@ -254,7 +254,7 @@ def test_try_keep_and_a_probe_that_does_not_hold(tmp_path, try_cache, go_dist):
 
 def test_try_series_pin_picks_the_vanilla_release():
     assert [p.name for p in load_series(PATCHES / "go1.26")] == ["handoffp", "traceGoStartBlock", "forcegcperiod"]
-    from pipeline.versions import release_for
+    from pipeline.patches.allversions import release_for
 
     assert release_for(PATCHES / "go1.26", "go1.27.3") == "go1.26.6"
     assert release_for(PATCHES / "go1.27", "go1.27.3") == "go1.27.3"

@@ -15,10 +15,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from test_patch_support import FIXED, quiet_tree
+from gittrees import FIXED, quiet_tree
 
-from pipeline import patches as engine
-from pipeline.series import parse_patch_bytes
+from pipeline.patches import operations as engine
+from pipeline.patches.series import parse_patch_bytes
 
 
 def git(cwd: Path, *args: str) -> bytes:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Target
+from pipeline.config import Target, host_target
 from pipeline.errors import EnvironmentProblem, UsageError
 from pipeline.verify import behavior, execwrap, stability, toolchains, version
-from pipeline.verify.goenv import go_env, host_target
+from pipeline.verify.goenv import go_env
 
 PROBE = """package main
 
@@ -172,11 +172,11 @@ def fake_goroot(path: Path, version: str, *, host_tools: bool) -> Path:
 def test_default_toolchain_is_the_build_of_head_not_the_newest(tmp_path):
     # Regression: verify used to take max(VERSION mtime) among out/*/<target>/go. Every distpack
     # VERSION carries the same mtime, so with two builds in out/ it verified an arbitrary one,
-    # while release took HEAD's. Both now ask headbuild for HEAD's build.
-    from test_patch_support import make_tree
+    # while release took HEAD's. Both now ask pipeline.build.head for HEAD's build.
+    from gittrees import make_tree
 
+    from pipeline.build.head import head_toolchain, head_version
     from pipeline.config import load_options
-    from pipeline.headbuild import head_toolchain, head_version
 
     make_tree(tmp_path / "goroot")
     opts = load_options(None, env={}, cwd=tmp_path)
@@ -250,11 +250,11 @@ def test_cross_cache_artifact_finds_its_host_twin_by_version(tmp_path):
 def test_the_verify_stage_records_its_verdict_beside_the_build_of_head(go, shared_cache, tmp_path):
     """The stage writes verify.json, not the CLI, so every caller of ``verify()`` (bench/verify.py
     too) leaves the verdict `gopatch release` requires; a --toolchain DIR is checked, never vouched for."""
-    from test_patch_support import make_tree
+    from gittrees import make_tree
 
     from pipeline import __version__
+    from pipeline.build.head import head_version
     from pipeline.config import load_options
-    from pipeline.headbuild import head_version
     from pipeline.release import gate
     from pipeline.verify import runner
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import host_target
 from pipeline.verify import asm, ast, behavior, vcache
 from pipeline.verify.claims import Claim
-from pipeline.verify.goenv import host_target
 from pipeline.verify.toolchains import Toolchains
 
 # Holds for both expectations: the test is about which runs happen, not about a patch.

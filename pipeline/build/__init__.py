@@ -1,0 +1,1 @@
+"""make.bash per target: bootstrap, plan, executors, builder image, artifact store, version stamp."""

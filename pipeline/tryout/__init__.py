@@ -1,0 +1,1 @@
+"""`gopatch try`: patched-source GOROOTs without make.bash."""
