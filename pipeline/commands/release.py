@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         fmt: str = typer.Option("github", "--format", "-f", help=f"One of: {', '.join(matrix_mod.FORMATS)}."),
         target: list[str] = typer.Option(None, "--target", "-t", metavar="GOOS/GOARCH",
-                                         help="Override [build] targets (repeatable)."),
+                                         help="Override [build] targets (repeatable, or a comma-separated list)."),
     ) -> None:
         """Print the build matrix for CI, one entry per GOOS/GOARCH target.
 
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
     def release(
         ctx: typer.Context,
         target: list[str] = typer.Option([], "--target", "-t", metavar="GOOS/GOARCH",
-                                         help="Target to release (repeatable). Default: this machine's."),
+                                         help="Target to release (repeatable, or a comma-separated list). Default: this machine's."),
         all_: bool = typer.Option(False, "--all", help="Release the configured matrix ([build] targets)."),
         out: str = typer.Option(None, "--out", "-o", metavar="DIR", help="Release directory. Default: [release] out."),
         series: str = typer.Option(None, "--series", metavar="DIR", help="Patch series the checkout was patched from."),
