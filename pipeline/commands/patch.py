@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..git import open_tree
 from ..patches import allversions as versions
 from ..patches import operations as engine
-from ..patches.series import Patch, load_series, parse_patch_file, select
+from ..patches.series import Patch, find_probe, load_series, parse_patch_file, select
 from . import common
 
 DIR_HELP = "Go tree to work on (default: the source.dir setting, ./goroot)."
@@ -24,9 +24,15 @@ def _opts(ctx: typer.Context, dir: str | None, series: str | None):
     return common.load(ctx, source__dir=common.flag(dir, "--dir"), patches__series=common.flag(series, "--series"))
 
 
-def _patch_json(p: Patch) -> dict:
+def _probe_found(p: Patch, series_dir: Path) -> Path | None:
+    return find_probe(series_dir, p.probe) if p.probe else None
+
+
+def _patch_json(p: Patch, series_dir: Path) -> dict:
+    found = _probe_found(p, series_dir)
     return {"name": p.name, "file": str(p.path), "subject": p.subject, "author": p.author,
-            "touches": list(p.touches), "helpers": list(p.helpers), "api": list(p.api), "probe": p.probe}
+            "touches": list(p.touches), "helpers": list(p.helpers), "api": list(p.api), "probe": p.probe,
+            "probe_dir": str(found) if found else None}
 
 
 def register(app: typer.Typer) -> None:
@@ -43,13 +49,17 @@ def register(app: typer.Typer) -> None:
         opts = _opts(ctx, None, series)
         patches = load_series(opts.series_dir)
         if as_json:
-            common.emit_json({"series": str(opts.series_dir), "patches": [_patch_json(p) for p in patches]})
+            common.emit_json({"series": str(opts.series_dir), "patches": [_patch_json(p, opts.series_dir) for p in patches]})
             return
         if not patches:
             common.info(f"{opts.series_dir}/series lists no patches")
         for p in patches:
             typer.echo(f"{p.name:20} {p.subject}")
             typer.echo(f"{'':20} touches: {', '.join(p.touches)}")
+            if p.probe:
+                # which copy verify and try will run: the series' own override or the shared one
+                found = _probe_found(p, opts.series_dir)
+                typer.echo(f"{'':20} probe:   {found if found else p.probe + ' (no such directory)'}")
 
     @app.command("apply")
     def apply_cmd(

@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
         and effect, refreshed when only its hunk positions change, and otherwise refused (nothing
         is written; exit 2) unless --force. A conflicting patch whose hand-adapted version in the
         output directory applies is kept, and the patches after it are positioned on top of it.
-        A new output directory gets a series file pinning REF and copies of the probes.
+        A new output directory gets a series file pinning REF; one that would not find the shared
+        probes (patches/probes/, beside the series directories) also gets copies of them.
 
         Exit 0 when every patch fits, 1 when any conflicts (the others are still written).
 

@@ -60,6 +60,7 @@ from .operations import (
 from .series import (
     SERIES_FILE,
     Patch,
+    find_probe,
     load_series,
     parse_patch_bytes,
     parse_patch_file,
@@ -483,11 +484,21 @@ def rebase(opts: Options, *, to: str, series_dir: Path, out: Path | None = None,
                                           force=force))
     kept = [f.name for f in result.files if f.action != "refused"]
     result.series_action, result.series_text = _series_text(result, patches, kept)
-    for name in kept:
-        probe = by_name[name].probe
-        if probe and (series_dir / probe).is_dir() and not (out_dir / probe).exists():
-            result.probes.append((series_dir / probe, out_dir / probe))
+    result.probes = probes_to_copy([by_name[n] for n in kept], series_dir, out_dir)
     return result
+
+
+def probes_to_copy(patches: Sequence[Patch], series_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
+    """(from, to) probe directories a rebased series needs copied. Only where the new series would
+    find none: an output directory beside the shared patches/probes/ (or with its own override)
+    needs no copy; one elsewhere (--out DIR) gets the probe the source series runs, so that it
+    stands on its own. A probe the source series lacks is not invented."""
+    out = []
+    for p in patches:
+        found = find_probe(series_dir, p.probe) if p.probe else None
+        if found is not None and p.probe and find_probe(out_dir, p.probe) is None and not (out_dir / p.probe).exists():
+            out.append((found, out_dir / p.probe))
+    return out
 
 
 def write(result: RebaseResult, *, log: Log = _quiet) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.errors
 import email.header
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,10 +50,11 @@ class Patch:
     touches: tuple[str, ...]
     helpers: tuple[str, ...]
     api: tuple[str, ...]
-    probe: str | None  # relative to the series directory
+    probe: str | None  # as written: relative to the series directory or to the patches directory (probe_dir)
     trailers: tuple[tuple[str, str], ...]  # every trailer in order, known ones included
     diff: bytes
     diff_line: int  # 1-based line of the diff's first line in the file (for error messages)
+    probe_line: int = 0  # 1-based line of the Probe: trailer (0: none)
 
     @property
     def message(self) -> str:
@@ -149,13 +151,70 @@ def parse_patch_bytes(data: bytes, *, path: Path, name: str, strict: bool = True
             raise PatchFormatError(f"{path}:{body_line}: {fn!r} is not a package-qualified Go function "
                                    "(runtime.handoffp, runtime.(*p).init).")
     probe = known["probe"][0] if known["probe"] else None
+    probe_line = _trailer_line(header, "probe") if probe is not None else 0
     if probe is not None and (probe.startswith("/") or ".." in probe.split("/")):
-        raise PatchFormatError(f"{path}:{body_line}: Probe: {probe!r} must be relative to the series directory.")
+        raise PatchFormatError(f"{path}:{probe_line or body_line}: Probe: {probe!r} must be a relative path "
+                               "(probes/NAME: looked up in the series directory, then in the patches directory).")
     return Patch(
         name=name, path=path, subject=subject, description=description,
         author=fields.get("from", ""), touches=tuple(known["touches"]), helpers=tuple(known["helpers"]),
         api=tuple(known["api"]), probe=probe, trailers=tuple(trailers), diff=diff, diff_line=diff_at + 1,
+        probe_line=probe_line,
     )
+
+
+def _trailer_line(header: list[bytes], key: str) -> int:
+    """1-based file line of the first ``key:`` trailer in the header's last paragraph (0: none)."""
+    paragraphs: list[list[tuple[int, str]]] = [[]]
+    for i, raw in enumerate(header, 1):
+        text = raw.decode("utf-8", "replace").strip()
+        if text:
+            paragraphs[-1].append((i, text))
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    last = paragraphs[-1] or (paragraphs[-2] if len(paragraphs) > 1 else [])
+    for n, text in last:
+        m = _TRAILER_RE.match(text)
+        if m and m.group(1).lower() == key:
+            return n
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Probes
+# --------------------------------------------------------------------------------------------
+
+
+def probe_candidates(series_dir: Path, probe: str) -> tuple[Path, Path]:
+    """Where a ``Probe:`` path is looked for, first match wins: the series directory (a release's
+    own override, ``patches/go1.25/probes/NAME``), then the patches directory that holds the series
+    (the copy every series shares, ``patches/probes/NAME``). A probe is the same program for every
+    Go release it runs on, so it lives once; a release that needs a different one gets its own."""
+    # abspath, not resolve(): the parent of "." must be "..", and a symlinked series directory
+    # still finds the shared probes beside the link.
+    series_dir = Path(os.path.abspath(series_dir))
+    return series_dir / probe, series_dir.parent / probe
+
+
+def find_probe(series_dir: Path, probe: str) -> Path | None:
+    """The probe directory ``probe`` names from ``series_dir`` (absolute), or None."""
+    return next((c for c in probe_candidates(series_dir, probe) if c.is_dir()), None)
+
+
+def probe_dir(patch: Patch, series_dir: Path) -> Path | None:
+    """The probe directory of ``patch`` (None when it declares no Probe:); a Probe: that names no
+    directory is a malformed series, reported at the trailer's line."""
+    if patch.probe is None:
+        return None
+    found = find_probe(series_dir, patch.probe)
+    if found is None:
+        local, shared = probe_candidates(series_dir, patch.probe)
+        raise PatchFormatError(
+            f"{patch.path}:{patch.probe_line or patch.diff_line}: Probe: {patch.probe} names no probe directory: "
+            f"neither {local} (the series' own) nor {shared} (shared by every series) exists.",
+            hint=f"add the probe to {shared.parent}/ (or to {local.parent}/ for this release only), "
+                 "or fix the Probe: trailer")
+    return found
 
 
 def _parse_header(lines: list[bytes], path: Path, *, strict: bool) -> dict[str, str]:

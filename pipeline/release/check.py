@@ -269,6 +269,18 @@ def _signature(d: Path, m: dict[str, Any], report: CheckReport, public_key: str 
                if why is None else why)
 
 
+def series_dir_of(d: Path, patches_dir: Path) -> tuple[Path | None, str]:
+    """(the series directory ``d``'s patch files are checked against and rebuilt from, why not):
+    ``<patches_dir>/<the manifest's series>``, or (None, the reason) when ``d`` has no readable
+    release manifest. ``check_release`` then fails its "manifest" check for the same reason, and
+    with no manifest there is no series to check patch files against or to rebuild."""
+    try:
+        m = manifest_mod.load(Path(d) / MANIFEST)
+    except GopatchError as e:
+        return None, e.message
+    return Path(patches_dir) / str(m.get("series", "")), ""
+
+
 def check_release(d: Path, *, series_dir: Path | None, public_key: str | None = None) -> CheckReport:
     """Every check of a release directory; ``series_dir`` None skips the patch-file check."""
     d = Path(d)

@@ -55,17 +55,20 @@ def changed_go_files(patch_file: Path, data: bytes | None = None) -> tuple[str, 
 
 
 def from_patches(patches: Iterable[Any], series_dir: Path) -> list[Claim]:
-    """Adapt the patch engine's Patch objects (.name .path .subject .touches .helpers .api .probe)."""
+    """Adapt the patch engine's Patch objects (.name .path .subject .touches .helpers .api .probe).
+    A Probe: is found as the patch engine finds it (``probe_dir``: the series' own copy, else the
+    shared one); one that names no directory stops here, before anything is built or run."""
+    from ..patches.series import probe_dir  # owned by the patch engine
+
     claims = []
     for p in patches:
-        probe = getattr(p, "probe", None)
         claims.append(Claim(
             name=p.name,
             subject=getattr(p, "subject", "") or "",
             touches=_names(getattr(p, "touches", ())),
             helpers=_names(getattr(p, "helpers", ())),
             api=_names(getattr(p, "api", ())),
-            probe=(series_dir / probe) if probe else None,
+            probe=probe_dir(p, series_dir) if getattr(p, "probe", None) else None,
             files=changed_go_files(Path(p.path), getattr(p, "diff", None)),
         ))
     return claims

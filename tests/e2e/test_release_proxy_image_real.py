@@ -80,7 +80,7 @@ def _module(proxy_release, target: str = "linux/amd64") -> dict:
 
 def _probe(helpers, tmp_path: Path, toolchain_line: str = "") -> Path:
     d = tmp_path / "probe"
-    shutil.copytree(helpers.REPO / "patches" / "go1.27" / "probes" / PROBE, d)
+    shutil.copytree(helpers.REPO / "patches" / "probes" / PROBE, d)
     if toolchain_line:
         (d / "go.mod").write_text(f"module probe\n\ngo 1.27\n\ntoolchain {toolchain_line}\n")
     return d

@@ -76,7 +76,7 @@ def test_rebase_go127_onto_go1266_reports_and_writes(tmp_path, unit_cache):
     # ... and carry the same hunks as the hand-adapted go1.26 patch (whose description differs)
     assert hunks_of(out / "handoffp.patch") == hunks_of(PATCHES / "go1.26/handoffp.patch")
     # probes came along, asking for the target's Go
-    assert (out / "probes/handoffp/main.go").read_bytes() == (PATCHES / "go1.27/probes/handoffp/main.go").read_bytes()
+    assert (out / "probes/handoffp/main.go").read_bytes() == (PATCHES / "probes/handoffp/main.go").read_bytes()
     assert "\ngo 1.26\n" in (out / "probes/forcegcperiod/go.mod").read_text()
     assert not (out / "probes/traceGoStartBlock").exists()
 

@@ -330,3 +330,21 @@ def test_targets_built_with_different_settings_are_not_one_release(work):
     proc = release(work)
     assert proc.returncode == 2 and "different [build] settings" in proc.stderr and "Traceback" not in proc.stderr
     assert not (work / "dist").exists()
+
+
+def test_the_series_of_a_release_comes_from_its_manifest_or_a_reason(tmp_path):
+    from pipeline.release.check import series_dir_of
+
+    (tmp_path / "rel").mkdir()
+    none, why = series_dir_of(tmp_path / "rel", tmp_path / "patches")
+    assert none is None and "manifest.json: cannot read the release manifest" in why
+    (tmp_path / "rel" / "manifest.json").write_text("{not json")
+    assert series_dir_of(tmp_path / "rel", tmp_path / "patches")[0] is None
+    (tmp_path / "rel" / "manifest.json").write_text(json.dumps({"schema": "gopatch-release/1", "series": "go1.27"}))
+    assert series_dir_of(tmp_path / "rel", tmp_path / "patches") == (tmp_path / "patches" / "go1.27", "")
+    # The command says why the patch files go unchecked instead of dropping the reason.
+    (tmp_path / "rel" / "manifest.json").unlink()
+    proc = gopatch(tmp_path, "release", "verify", "rel", "--rebuild")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "the patch files are not checked and --rebuild is skipped: " in proc.stderr
+    assert "cannot read the release manifest" in proc.stderr

@@ -78,7 +78,7 @@ def test_non_utf8_and_cr_in_the_diff_are_kept_as_bytes(tmp_path):
     (b"Subject: s\n\nTouches: a.b\n", 3, "no diff found"),
     (b"Subject: s\n\nTouches: a.b\n---\njust text\n", 4, "no diff follows"),
     (b"Subject: s\n\nTouches: not a function\n---\n" + DIFF, 3, "package-qualified"),
-    (b"Subject: s\n\nTouches: a.b\nProbe: /etc\n---\n" + DIFF, 3, "relative to the series"),
+    (b"Subject: s\n\nTouches: a.b\nProbe: /etc\n---\n" + DIFF, 4, "must be a relative path"),  # the trailer line
 ])
 def test_malformed_patch_names_file_and_line(tmp_path, data, line, needle):
     path = write(tmp_path, "bad.patch", data)

@@ -234,7 +234,7 @@ def test_try_keep_and_a_probe_that_does_not_hold(tmp_path, try_cache, go_dist):
     old = (vanilla / PROC).read_bytes()
     new = old.replace(b"package runtime\n", b"package runtime\n\n// a comment is not a behaviour change\n", 1)
     series = one_patch_series(tmp_path / "patches", "noop", git_diff(PROC, old, new), probe="probes/forcegcperiod")
-    shutil.copytree(PATCHES / "go1.27/probes/forcegcperiod", series / "probes/forcegcperiod")
+    shutil.copytree(PATCHES / "probes/forcegcperiod", series / "probes/forcegcperiod")
     keep = tmp_path / "kept"
     proc = gopatch(tmp_path, "try", "noop", "--keep", str(keep), cache=try_cache, patches=tmp_path / "patches")
     assert proc.returncode == 1, proc.stderr[-3000:]

@@ -141,6 +141,8 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(("args", "code", "words"), [
     (["--layers", "asm,vibes"], 2, "unknown layer vibes"),
     (["--target", "linux/amd46"], 2, "not a GOOS/GOARCH pair"),
+    (["-t", "linux/amd64", "-t", "linux/arm64,linux/amd46"], 2, "'linux/amd46' is not a GOOS/GOARCH pair that Go "
+                                                               "supports (did you mean linux/amd64?)"),
     (["--toolchain", "/nonexistent/go", "--series", "."], 2, "not a Go toolchain directory"),
 ])
 def test_cli_usage_errors_have_exit_codes_and_no_traceback(tmp_path, args, code, words):
@@ -243,3 +245,43 @@ def test_cross_cache_artifact_finds_its_host_twin_by_version(tmp_path):
     assert toolchains.host_twin(cross, "go1.27.3-gopatch.3-aaaa") is None
     twin = artifact("h" * 64, "go1.27.3-gopatch.3-aaaa", str(host), runnable=True)
     assert toolchains.host_twin(cross, "go1.27.3-gopatch.3-aaaa") == twin
+
+
+def test_the_verify_stage_records_its_verdict_beside_the_build_of_head(go, shared_cache, tmp_path):
+    """The stage writes verify.json, not the CLI, so every caller of ``verify()`` (bench/verify.py
+    too) leaves the verdict `gopatch release` requires; a --toolchain DIR is checked, never vouched for."""
+    from gittrees import make_tree
+
+    from pipeline import __version__
+    from pipeline.build.head import head_version
+    from pipeline.config import load_options
+    from pipeline.release import gate
+    from pipeline.verify import runner
+
+    make_tree(tmp_path / "goroot")
+    (tmp_path / "series").write_text("")
+    opts = load_options(None, env={"GOPATCH_CACHE_DIR": str(shared_cache)}, cwd=tmp_path,
+                        overrides={"patches.series": (str(tmp_path), "--series")})
+    _, _, head = head_version(opts)
+    artifact = tmp_path / "out" / head / host_target().slug
+    artifact.mkdir(parents=True)
+    (artifact / "go").symlink_to(go)  # the real vanilla distribution stands in for HEAD's build
+    (artifact / "build.json").write_text(json.dumps({"key": "k" * 64, "version": "go1.27.3"}))
+
+    report = runner.verify(opts, target=host_target(), layers=["version"])
+    assert report.toolchain == str(artifact / "go")
+    layer = report.layers[0]
+    assert gate.read_verdict(artifact) == {
+        "key": "k" * 64, "version": "go1.27.3", "target": str(host_target()), "passed": report.passed,
+        "layers": {"version": {"status": layer.status, "summary": layer.summary}}, "patches": [],
+        "gopatch": __version__}
+
+    (artifact / "verify.json").unlink()
+    runner.verify(opts, target=host_target(), toolchain=artifact / "go", layers=["version"])
+    assert not (artifact / "verify.json").exists()
+
+    # Several targets: every build of HEAD is looked up before any layer runs.
+    other = Target(goos="windows", goarch="arm64")
+    with pytest.raises(EnvironmentProblem, match=f"has not been built for {other}"):
+        runner.verify_targets(opts, targets=[host_target(), other], layers=["version"])
+    assert not (artifact / "verify.json").exists()

@@ -1,3 +1,3 @@
 module probe
 
-go 1.27
+go 1.25

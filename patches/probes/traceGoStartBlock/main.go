@@ -154,7 +154,7 @@ var (
 	eventRE  = regexp.MustCompile(`^M=-?\d+ P=-?\d+ G=(-?\d+) (\w+) Time=\d+(.*)$`)
 	expRE    = regexp.MustCompile(`^ Name=(\w+) Args=\[(.*)\]`)
 	goArgRE  = regexp.MustCompile(`\bg=(?:Value\{Uint64\()?(\d+)`) // "g=Value{Uint64(42)}"
-	transRE  = regexp.MustCompile(`^ GoID=(\d+) (\w+)->(\w+)`)
+	transRE  = regexp.MustCompile(`\bGoID=(\d+) (\w+)->(\w+)`)     // go1.25 puts Resource= and Reason= first
 	workerRE = regexp.MustCompile(`^ Task=\d+ Category="probe" Message="worker"`)
 )
 

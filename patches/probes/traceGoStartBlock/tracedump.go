@@ -93,11 +93,22 @@ func buildTraceDump(dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "tracedump")
-	build := exec.Command(gocmd, "build", "-overlay="+overlayFile, "-o", bin, tracedumpPkg)
-	build.Dir = dir
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("%s build of the internal/trace event printer: %v", gocmd, err)
+	build := func(env ...string) error {
+		cmd := exec.Command(gocmd, "build", "-overlay="+overlayFile, "-o", bin, tracedumpPkg)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		return cmd.Run()
+	}
+	if err := build(); err != nil {
+		// Before go1.26 the go command in module mode does not see a std
+		// package directory that exists only in the overlay ("package
+		// gopatchtracedump is not in std"); in GOPATH mode it resolves
+		// $GOROOT/src through the overlay on every release since.
+		fmt.Fprintf(os.Stderr, "%s build in module mode: %v; retrying with GO111MODULE=off\n", gocmd, err)
+		if err := build("GO111MODULE=off"); err != nil {
+			return "", fmt.Errorf("%s build of the internal/trace event printer: %v", gocmd, err)
+		}
 	}
 	return bin, nil
 }
