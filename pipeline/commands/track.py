@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
         if write:
             report["write"] = [p.to_json() for p in plans]
         if html_out is not None:
-            from ..track_html import render_html  # the page: pipeline/track_html.py
+            from ..track.html import render_html  # the page: pipeline/track/html.py
             from ..verify.report import write_atomic
 
             write_atomic(Path(html_out), render_html(report))

@@ -13,7 +13,7 @@ Three modules, one job each:
   (``pipeline.tryout.run.try_on``: the release's vanilla distribution with the patched ``src/``,
   no make.bash), and ``--write``.
 * ``render``: ``text`` and ``markdown``; ``Table.to_json`` is the JSON below, which
-  pipeline/track_html.py turns into the ``--html`` page.
+  pipeline/track/html.py turns into the ``--html`` page.
 
 Cells (one per release x series x patch), as ``rebase`` reports a patch:
 

@@ -1,5 +1,5 @@
 """The table for people: ``text`` (a terminal, with a legend) and ``markdown`` (a CI job summary).
-JSON is ``Table.to_json``; HTML is pipeline/track_html.py, made from that JSON."""
+JSON is ``Table.to_json``; HTML is pipeline/track/html.py, made from that JSON."""
 
 from __future__ import annotations
 

@@ -255,7 +255,7 @@ def test_cli_exit_codes_and_json(tmp_path, unit_cache, dists):
     page = tmp_path / "out" / "track.html"
     proc = gopatch(tmp_path, *args, "--series", str(broken), "--html", str(page), cache=unit_cache)
     assert proc.returncode == 1, proc.stderr
-    html = page.read_text()  # the --json report, rendered by pipeline/track_html.py
+    html = page.read_text()  # the --json report, rendered by pipeline/track/html.py
     assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
     assert "go1.27.2" in html and "func (b *Buffer) Len() int { return 42 }" in html
     assert "go1.27/conflict conflicts on go1.27.2, go1.27.3:" in proc.stdout
