@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         opts = common.load(ctx)
         entries = ArtifactStore(opts.cache.dir).entries()
         rows = [{"key": a.key, "version": a.version, "target": a.target, "path": str(a.path),
-                 "created": a.meta.get("created", ""), "executor": a.meta.get("executor", {}).get("executor", "")}
+                 "created": a.record.created, "executor": a.record.executor.get("executor", "")}
                 for a in entries]
         if as_json:
             common.emit_json(rows)

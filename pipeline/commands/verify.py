@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..atomic import write_file_atomic
 from ..config import KNOWN_PORTS, VERIFY_LAYERS, Target
 from ..errors import UsageError, VerificationFailed
 from ..release import gate
@@ -70,7 +71,7 @@ def register(app: typer.Typer) -> None:
             if verdict is not None:
                 common.info(f"verify: verdict recorded in {verdict}")
         if html_out is not None:
-            report_mod.write_atomic(Path(html_out), report_mod.html(result))
+            write_file_atomic(Path(html_out), report_mod.html(result))
             common.info(f"verify: HTML report written to {html_out}")
         if json_out:
             common.emit_json(report_mod.to_json(result))
