@@ -89,3 +89,18 @@ def build_dir_atomic(dest: Path, fill: Callable[[Path], None], *, tag: str = "ne
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
+
+
+def publish_dir(staged: Path, dest: Path) -> bool:
+    """Rename the finished directory ``staged`` to ``dest`` unless ``dest`` already exists; then
+    ``staged`` is removed instead. For content-addressed entries, where whoever finishes first
+    wrote the same bytes. True when this call put its directory in place."""
+    staged, dest = Path(staged), Path(dest)
+    try:
+        os.rename(staged, dest)  # fails on an existing non-empty directory (POSIX), never merges
+        return True
+    except OSError:
+        if not dest.exists():
+            raise
+        shutil.rmtree(staged, ignore_errors=True)
+        return False
