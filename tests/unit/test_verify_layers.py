@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.config import Target
 from pipeline.errors import EnvironmentProblem, UsageError
+from pipeline.records import BuildBootstrap, BuildRecord, BuildSource
 from pipeline.verify import behavior, execwrap, stability, toolchains, version
 from pipeline.verify.goenv import go_env, host_target
 
@@ -235,7 +236,10 @@ def test_cross_cache_artifact_finds_its_host_twin_by_version(tmp_path):
         (go / "bin" / "go").write_bytes(b"\x7fELF")
         if runnable:
             (go / "pkg" / "tool" / host.slug).mkdir(parents=True)
-        (builds / key / "build.json").write_text(json.dumps({"version": version, "target": target}))
+        BuildRecord(version=version, target=target, key=key, kind="host", host=str(host), gopatch="test",
+                    source=BuildSource(dir="", head="", tree="", base="", release="go1.27.3", patches=()),
+                    bootstrap=BuildBootstrap(goroot="", version="", origin=""), config={}, executor={}, steps=(),
+                    seconds=0.0, archives={}, created="").write(builds / key / "build.json")
         return go
 
     cross = artifact("c" * 64, "go1.27.3-gopatch.3-aaaa", "linux/arm64", runnable=False)
