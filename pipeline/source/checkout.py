@@ -42,7 +42,7 @@ from typing import Any
 
 import git
 
-from ..atomic import swap_dir
+from ..atomic import publish_dir, swap_dir
 from ..config import DEFAULT_GIT_URL, Options
 from ..errors import ConfigError, EnvironmentProblem, TreeNotClean, UsageError
 from ..git import GoTree, is_go_source_tree, log_stderr
@@ -174,7 +174,7 @@ def _init_bare(path: Path) -> None:
         subprocess.run(["git", "init", "--bare", "--quiet", str(tmp)], check=True,
                        capture_output=True, env=_git_env())
         _make_exact(tmp)
-        os.replace(tmp, path)
+        publish_dir(tmp, path)  # a racing checkout that made it first made the same
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
