@@ -88,6 +88,14 @@ def test_manifest_round_trips(tmp_path):
     manifest = Manifest.load(path)
     assert manifest.dump() == path.read_text(encoding="utf-8")
     assert manifest.targets[0].module.files and manifest.go.patched.tree and manifest.patches[0].name == "handoffp"
+    # A verify.json of an older gopatch does not count as a verdict: verify again, says release.
+    verify_json = next((work / "out").glob("*/linux_amd64/verify.json"))
+    old = json.loads(verify_json.read_text())
+    del old["schema"]
+    verify_json.write_text(json.dumps(old))
+    proc = release(work, "--force")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert str(verify_json) in proc.stderr and "gopatch verify" in proc.stderr
     # An out/ build.json of an older gopatch stops release with an error naming file and remedy.
     build_json = next((work / "out").glob("*/linux_amd64/build.json"))
     old = json.loads(build_json.read_text())
