@@ -129,14 +129,24 @@ class ArtifactStore:
         entries = self.entries()
         return entries if keep is None else entries[keep:]
 
-    def remove(self, artifact: Artifact) -> None:
-        """Delete one artifact: renamed out of sight first, so no reader sees it half-deleted."""
-        doomed = self.root / ".tmp" / f"prune-{artifact.key[:16]}-{os.getpid()}"
+    def outdated(self) -> list[Path]:
+        """Entries whose build.json an older gopatch wrote: never used by this one (a cache miss,
+        see ``BuildRecord.load_cached``), so ``prune`` deletes them with the rest."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir()
+                      if not p.name.startswith(".") and p.name != "logs" and (p / BUILD_JSON).is_file()
+                      and self.get(p.name) is None)
+
+    def remove(self, artifact: Artifact | Path) -> None:
+        """Delete one entry: renamed out of sight first, so no reader sees it half-deleted."""
+        path = artifact.path if isinstance(artifact, Artifact) else Path(artifact)
+        doomed = self.root / ".tmp" / f"prune-{path.name[:16]}-{os.getpid()}"
         doomed.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock(artifact.key):
-            if not artifact.path.exists():
+        with self.lock(path.name):
+            if not path.exists():
                 return
-            os.replace(artifact.path, doomed)
+            os.replace(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 
 

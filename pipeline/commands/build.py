@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
         as_json: bool = typer.Option(False, "--json", help="JSON list of (would-be) deleted entries on stdout."),
     ) -> None:
-        """Delete built toolchains from the cache (out/ copies stay).
+        """Delete built toolchains from the cache (out/ copies stay); entries of an older gopatch always go.
 
         Examples: gopatch cache prune --keep 4 --dry-run; gopatch cache prune --all
         """
@@ -140,6 +140,13 @@ def register(app: typer.Typer) -> None:
             if not dry_run:
                 store.remove(a)
             common.info(f"{'would delete' if dry_run else 'deleted'} {a.path} ({a.target} {a.version})")
+        outdated = store.outdated()
+        for path in outdated:
+            if not dry_run:
+                store.remove(path)
+            common.info(f"{'would delete' if dry_run else 'deleted'} {path} (built by an older gopatch, never used)")
         if as_json:
             common.emit_json([{"key": a.key, "target": a.target, "version": a.version, "path": str(a.path),
-                               "deleted": not dry_run} for a in doomed])
+                               "deleted": not dry_run} for a in doomed]
+                             + [{"key": p.name, "target": "?", "version": "?", "path": str(p), "deleted": not dry_run}
+                                for p in outdated])

@@ -58,11 +58,18 @@ def test_a_cache_entry_of_an_older_gopatch_is_rebuilt_not_an_error(built):
     old = json.loads((entry / BUILD_JSON).read_text())
     del old["schema"]  # build.json as gopatch wrote it before records had a schema
     (entry / BUILD_JSON).write_text(json.dumps(old))
-    assert req.store.get(results[0].key) is None
+    assert req.store.get(results[0].key) is None and req.store.outdated() == [entry]
     again = B.build(req, version=version, src=src)
     assert [r.cached for r in again] == [False, True]  # the old entry was rebuilt, the other one reused
     assert BuildRecord.load(entry / BUILD_JSON).key == results[0].key  # and replaced by a current one
     assert BuildRecord.load(again[0].out / BUILD_JSON).key == results[0].key
+    assert req.store.outdated() == []
+    stray = req.store.root / ("f" * 64)  # an entry of an older gopatch under a key no longer made
+    stray.mkdir()
+    (stray / BUILD_JSON).write_text(json.dumps(old))
+    assert req.store.outdated() == [stray] and stray.name not in [a.key for a in req.store.entries()]
+    req.store.remove(stray)  # what `cache prune` does with it
+    assert not stray.exists()
 
 
 def test_verdict_round_trips(built):
