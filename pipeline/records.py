@@ -22,14 +22,16 @@ exactly its own version. Atomic writes come from ``pipeline.atomic``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
+from . import __version__
 from .atomic import build_dir_atomic, staging_dir, swap_dir, write_file_atomic
 from .errors import ManifestError, RecordError
 
@@ -49,9 +51,6 @@ __all__ = [
 BUILD_JSON = "build.json"
 VERIFY_JSON = "verify.json"
 MANIFEST_JSON = "manifest.json"
-
-T = TypeVar("T")
-
 
 # --------------------------------------------------------------------------------------------
 # JSON <-> dataclasses, checked field by field
@@ -323,6 +322,27 @@ class Verdict(_Record):
     patches: tuple[PatchDigest, ...]
     gopatch: str
 
+    @classmethod
+    def of(cls, report: Any, *, build: BuildRecord, series_dir: Path) -> Verdict:
+        """The verdict of a verify ``report`` (``pipeline.verify.model.Report``: version, target,
+        passed, layers with layer/status/summary, patch names) on the artifact ``build`` describes;
+        the patch files are named by their sha256 in ``series_dir``."""
+        return cls(
+            key=build.key, version=report.version, target=report.target, passed=report.passed,
+            layers={x.layer: VerdictLayer(status=x.status, summary=x.summary) for x in report.layers},
+            patches=patch_digests(series_dir, list(report.patches)), gopatch=__version__,
+        )
+
+
+def patch_digests(series_dir: Path, names: list[str]) -> tuple[PatchDigest, ...]:
+    """The series' patch files ``names`` by sha256 ('' for a missing file)."""
+    rows = []
+    for name in names:
+        path = Path(series_dir) / f"{name}.patch"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        rows.append(PatchDigest(name=name, sha256=digest))
+    return tuple(rows)
+
 
 # --------------------------------------------------------------------------------------------
 # manifest.json
@@ -447,9 +467,3 @@ class Manifest(_Record):
     targets: tuple[TargetEntry, ...]
     skip_verify: bool
     signing: dict[str, Any] | None
-
-
-def replace(record: T, **changes: Any) -> T:
-    """A copy of a frozen record with ``changes`` (``dataclasses.replace``, re-exported)."""
-    return dataclasses.replace(record, **changes)  # type: ignore[type-var]
-

@@ -13,21 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import __version__
-from ..records import BUILD_JSON, VERIFY_JSON, BuildRecord, PatchDigest, Verdict, VerdictLayer
+from .. import records
+from ..records import BUILD_JSON, VERIFY_JSON, BuildRecord, Verdict
 from ..verify.model import Report
-from .checksums import sha256_file
 
 __all__ = ["VERIFY_JSON", "patch_digests", "read_verdict", "verdict_problem", "write_verdict"]
 
 
 def patch_digests(series_dir: Path, names: list[str]) -> list[dict[str, str]]:
     """[{name, sha256}] of the series' patch files ``names`` (a missing file: sha256 '')."""
-    rows = []
-    for name in names:
-        path = Path(series_dir) / f"{name}.patch"
-        rows.append({"name": name, "sha256": sha256_file(path) if path.is_file() else ""})
-    return rows
+    return [p.to_dict() for p in records.patch_digests(series_dir, names)]
 
 
 def write_verdict(report: Report, *, series_dir: Path) -> Path | None:
@@ -38,17 +33,7 @@ def write_verdict(report: Report, *, series_dir: Path) -> Path | None:
     build = BuildRecord.load_cached(artifact_dir / BUILD_JSON)
     if build is None:
         return None
-    verdict = Verdict(
-        key=build.key,
-        version=report.version,
-        target=report.target,
-        passed=report.passed,
-        # Status and summary only (see Verdict).
-        layers={x.layer: VerdictLayer(status=x.status, summary=x.summary) for x in report.layers},
-        patches=tuple(PatchDigest(**d) for d in patch_digests(series_dir, list(report.patches))),
-        gopatch=__version__,
-    )
-    return verdict.write(artifact_dir / VERIFY_JSON)
+    return Verdict.of(report, build=build, series_dir=series_dir).write(artifact_dir / VERIFY_JSON)
 
 
 def read_verdict(artifact_dir: Path) -> Verdict | None:
