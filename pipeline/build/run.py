@@ -4,7 +4,6 @@ the artifact store, each finished target published atomically."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -25,7 +24,8 @@ from ..errors import BuildFailed, TreeNotClean
 from ..git import GoTree
 from ..patches.series import trailer_name
 from ..progress import PlainProgress, Progress, stage_of
-from .artifacts import BUILD_JSON, BUILD_LOG, Artifact, ArtifactStore, materialize
+from ..records import BUILD_JSON, BuildBootstrap, BuildPatch, BuildRecord, BuildSource, BuildStep
+from .artifacts import BUILD_LOG, Artifact, ArtifactStore, materialize
 from .bootstrap import Bootstrap
 from .executor import Executor, Mount
 from .plan import BuildConfig, Step, TargetPlan, cache_key, plan_cross, plan_host
@@ -223,7 +223,7 @@ class _Builder:
                 with lock:
                     result = self.req.executor.run(list(step.argv), cwd=step.cwd, env=step.environ,
                                                    mounts=mounts, on_line=on_line)
-                steps_meta.append({"name": step.name, "argv": list(step.argv), "cwd": str(step.cwd),
+                steps_meta.append({"name": step.name, "argv": tuple(step.argv), "cwd": str(step.cwd),
                                    "env": step.environ, "exit_code": result.exit_code,
                                    "seconds": round(result.seconds, 2)})
                 if result.exit_code != 0:
@@ -262,19 +262,19 @@ class _Builder:
                               f"(found: {', '.join(sorted(p.name for p in packs.iterdir()))}).")
         _extract(archive, staged)  # archives hold go/...
         shutil.move(str(log_path), staged / BUILD_LOG)
-        meta = {
-            "version": self.version, "target": str(t), "key": key, "kind": plan.kind,
-            "source": {"dir": str(self.src.dir), "head": self.src.head, "tree": self.src.tree_hash,
-                       "base": self.src.base, "release": self.src.release,
-                       "patches": [{"commit": s, "subject": sub, "name": n} for s, sub, n in self.src.patches]},
-            "bootstrap": {"goroot": str(self.req.bootstrap.goroot), "version": self.req.bootstrap.version,
-                          "origin": self.req.bootstrap.origin},
-            "config": asdict(self.req.config), "host": str(self.host),
-            "executor": self.describe, "gopatch": __version__, "steps": steps_meta,
-            "seconds": round(sum(s["seconds"] for s in steps_meta), 2),
-            "archives": hashes, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (staged / BUILD_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        record = BuildRecord(
+            version=self.version, target=str(t), key=key, kind=plan.kind,
+            source=BuildSource(dir=str(self.src.dir), head=self.src.head, tree=self.src.tree_hash,
+                               base=self.src.base, release=self.src.release,
+                               patches=tuple(BuildPatch(commit=s, subject=sub, name=n) for s, sub, n in self.src.patches)),
+            bootstrap=BuildBootstrap(goroot=str(self.req.bootstrap.goroot), version=self.req.bootstrap.version,
+                                     origin=self.req.bootstrap.origin),
+            config=asdict(self.req.config), host=str(self.host),
+            executor=dict(self.describe), gopatch=__version__, steps=tuple(BuildStep(**s) for s in steps_meta),
+            seconds=round(sum(s["seconds"] for s in steps_meta), 2),
+            archives=hashes, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        record.write(staged / BUILD_JSON)
         return staged
 
 

@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         opts = common.load(ctx)
         entries = ArtifactStore(opts.cache.dir).entries()
         rows = [{"key": a.key, "version": a.version, "target": a.target, "path": str(a.path),
-                 "created": a.meta.get("created", ""), "executor": a.meta.get("executor", {}).get("executor", "")}
+                 "created": a.record.created, "executor": a.record.executor.get("executor", "")}
                 for a in entries]
         if as_json:
             common.emit_json(rows)
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
         as_json: bool = typer.Option(False, "--json", help="JSON list of (would-be) deleted entries on stdout."),
     ) -> None:
-        """Delete built toolchains from the cache (out/ copies stay).
+        """Delete built toolchains from the cache (out/ copies stay); entries of an older gopatch always go.
 
         Examples: gopatch cache prune --keep 4 --dry-run; gopatch cache prune --all
         """
@@ -124,6 +124,13 @@ def register(app: typer.Typer) -> None:
             if not dry_run:
                 store.remove(a)
             common.info(f"{'would delete' if dry_run else 'deleted'} {a.path} ({a.target} {a.version})")
+        outdated = store.outdated()
+        for path in outdated:
+            if not dry_run:
+                store.remove(path)
+            common.info(f"{'would delete' if dry_run else 'deleted'} {path} (built by an older gopatch, never used)")
         if as_json:
             common.emit_json([{"key": a.key, "target": a.target, "version": a.version, "path": str(a.path),
-                               "deleted": not dry_run} for a in doomed])
+                               "deleted": not dry_run} for a in doomed]
+                             + [{"key": p.name, "target": "?", "version": "?", "path": str(p), "deleted": not dry_run}
+                                for p in outdated])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..atomic import write_file_atomic
 from ..build import matrix as matrix_mod
 from ..errors import UsageError, VerificationFailed
 from ..release import create, rebuild, signing
@@ -13,7 +14,6 @@ from ..release import report as report_mod
 from ..release import serve as serve_mod
 from ..release.check import check_release, series_dir_of
 from ..release.checksums import MANIFEST
-from ..verify.report import write_atomic
 from . import common
 
 
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
             rebuild.rebuild(dir, opts, result, series_dir=series_dir, executor=executor,
                             cache=Path(cache) if cache else None, keep=keep, log=common.info)
         if html_out:
-            write_atomic(Path(html_out), report_mod.html(result))
+            write_file_atomic(Path(html_out), report_mod.html(result))
             common.info(f"release verify: HTML report written to {html_out}")
         if as_json:
             common.emit_json(result.to_json())
@@ -213,9 +213,9 @@ def _print(result: create.ReleaseResult, as_json: bool) -> None:
         typer.echo(f"  proxy: golang.org/toolchain@{mod['version']}  {mod['h1']}")
     for img in data["images"]:
         typer.echo(f"  image: {img['file']}  {img['ref']}@{img['manifest_digest']}")
-    if result.manifest["skip_verify"]:
+    if result.manifest.skip_verify:
         typer.echo("  WARNING: released with --skip-verify (recorded in manifest.json)")
-    if result.manifest["signing"]:
-        typer.echo(f"  signed by {result.manifest['signing']['fingerprint']} ({signing.NAMESPACE})")
+    if result.manifest.signing:
+        typer.echo(f"  signed by {result.manifest.signing['fingerprint']} ({signing.NAMESPACE})")
     if not result.dry_run:
         typer.echo(f"check it: (cd {result.out} && sha256sum -c SHA256SUMS) && gopatch release verify {result.out}")

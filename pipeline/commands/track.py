@@ -87,10 +87,10 @@ def register(app: typer.Typer) -> None:
         if write:
             report["write"] = [p.to_json() for p in plans]
         if html_out is not None:
+            from ..atomic import write_file_atomic
             from ..track.html import render_html  # the page: pipeline/track/html.py
-            from ..verify.report import write_atomic
 
-            write_atomic(Path(html_out), render_html(report))
+            write_file_atomic(Path(html_out), render_html(report))
             common.info(f"track: HTML report written to {html_out}")
         if as_json:
             common.emit_json(report)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..atomic import write_file_atomic
 from ..config import parse_verify_layers
 from ..errors import UsageError, VerificationFailed
 from ..verify import report as report_mod
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
                                  layers=_layers(layers), soak=soak, log=common.info)
         if html_out is not None:
             for path, r in zip(report_mod.html_paths(Path(html_out), reports), reports, strict=True):
-                report_mod.write_atomic(path, report_mod.html(r))
+                write_file_atomic(path, report_mod.html(r))
                 common.info(f"verify: HTML report written to {path}")
         if json_out:
             common.emit_json(report_mod.to_json_all(reports))

@@ -42,6 +42,7 @@ from typing import Any
 
 import git
 
+from ..atomic import publish_dir, swap_dir
 from ..config import DEFAULT_GIT_URL, Options
 from ..errors import ConfigError, EnvironmentProblem, TreeNotClean, UsageError
 from ..git import GoTree, is_go_source_tree, log_stderr
@@ -173,7 +174,7 @@ def _init_bare(path: Path) -> None:
         subprocess.run(["git", "init", "--bare", "--quiet", str(tmp)], check=True,
                        capture_output=True, env=_git_env())
         _make_exact(tmp)
-        os.replace(tmp, path)
+        publish_dir(tmp, path)  # a racing checkout that made it first made the same
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -677,22 +678,12 @@ def checkout(opts: Options, *, ref: str | None = None, source: str | None = None
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.checkout-", dir=target.parent))
-    old: Path | None = None
     try:
         make_tree(res, tmp, log=log)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / "tree")
-        os.replace(tmp, target)
+        swap_dir(tmp, target)  # puts the previous tree back if the swap fails
     except BaseException:
-        if old is not None and (old / "tree").exists() and not target.exists():
-            os.replace(old / "tree", target)  # put the previous tree back
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return _result(target, res, started, action)
 
 

@@ -8,7 +8,6 @@ that verify compares against. One install per version, shared by all three, neve
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..atomic import swap_dir
 from ..errors import EnvironmentProblem, UsageError
 from ..locking import file_lock
 
@@ -69,9 +69,7 @@ def ensure(cache_dir: Path, version: str, *, log=None, wheel: Path | None = None
             )
         # pip may leave byte code in the distribution; a copied tree must not carry it.
         shutil.rmtree(tmp / "go" / "__pycache__", ignore_errors=True)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        swap_dir(tmp, dest)
     return root
 
 

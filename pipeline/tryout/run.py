@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_file_atomic
 from ..config import Options, host_target
 from ..errors import EnvironmentProblem, UsageError
 from ..patches.allversions import release_for
@@ -207,17 +208,7 @@ def write_files(root: Path, changes: dict[str, State]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(st.data)
-            os.chmod(tmp, 0o755 if st.mode == "100755" else 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_file_atomic(target, st.data, mode=0o755 if st.mode == "100755" else 0o644)
 
 
 def prune_stale(try_dir: Path, *, log: Log = _quiet) -> list[Path]:

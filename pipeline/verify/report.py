@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -152,21 +150,3 @@ def html_paths(path: Path, reports: Sequence[Report]) -> list[Path]:
     if len(reports) == 1:
         return [path]
     return [path.with_name(f"{path.stem}.{r.target.replace('/', '_')}{path.suffix}") for r in reports]
-
-
-def write_atomic(path: Path, content: str) -> None:
-    """Write next to the destination and rename, so a reader never sees half a report."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-        # mkstemp creates 0600; a report is for others to read, so give it the usual umask mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

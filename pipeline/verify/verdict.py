@@ -10,61 +10,20 @@ replaces the whole out/ directory (``artifacts.materialize``), which drops an ol
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
-from .. import __version__
-from ..build.artifacts import BUILD_JSON
+from ..records import BUILD_JSON, VERIFY_JSON, BuildRecord, Verdict
 from .model import Report
-from .report import write_atomic
 
-VERIFY_JSON = "verify.json"
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def patch_digests(series_dir: Path, names: list[str]) -> list[dict[str, str]]:
-    """[{name, sha256}] of the series' patch files ``names`` (a missing file: sha256 '')."""
-    rows = []
-    for name in names:
-        path = Path(series_dir) / f"{name}.patch"
-        rows.append({"name": name, "sha256": _sha256(path) if path.is_file() else ""})
-    return rows
+__all__ = ["VERIFY_JSON", "write_verdict"]
 
 
 def write_verdict(report: Report, *, series_dir: Path) -> Path | None:
     """Record ``report`` beside the artifact it verified; None when the toolchain is not a build
-    artifact (no build.json next to its go/ directory), as for `verify --toolchain /usr/local/go`."""
+    artifact of this gopatch (no build.json it can read next to its go/ directory), as for
+    `verify --toolchain /usr/local/go`."""
     artifact_dir = Path(report.toolchain).parent
-    try:
-        build = json.loads((artifact_dir / BUILD_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    build = BuildRecord.load_cached(artifact_dir / BUILD_JSON)
+    if build is None:
         return None
-    verdict = {
-        "key": build.get("key", ""),
-        "version": report.version,
-        "target": report.target,
-        "passed": report.passed,
-        # Status and summary only: timings change from run to run, and the release manifest
-        # copies this, so a second verify of the same artifact must not make another release.
-        "layers": {x.layer: {"status": x.status, "summary": x.summary} for x in report.layers},
-        "patches": patch_digests(series_dir, list(report.patches)),
-        "gopatch": __version__,
-    }
-    path = artifact_dir / VERIFY_JSON
-    write_atomic(path, json.dumps(verdict, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def read_verdict(artifact_dir: Path) -> dict[str, Any] | None:
-    """The verdict beside ``artifact_dir``'s go/; None when there is none or it is not JSON."""
-    try:
-        data = json.loads((Path(artifact_dir) / VERIFY_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return Verdict.of(report, build=build, series_dir=series_dir).write(artifact_dir / VERIFY_JSON)

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.config import Target, host_target
 from pipeline.errors import EnvironmentProblem, UsageError
+from pipeline.records import BuildBootstrap, BuildRecord, BuildSource
 from pipeline.verify import behavior, execwrap, stability, toolchains, version
 from pipeline.verify.goenv import go_env
 
@@ -237,7 +238,10 @@ def test_cross_cache_artifact_finds_its_host_twin_by_version(tmp_path):
         (go / "bin" / "go").write_bytes(b"\x7fELF")
         if runnable:
             (go / "pkg" / "tool" / host.slug).mkdir(parents=True)
-        (builds / key / "build.json").write_text(json.dumps({"version": version, "target": target}))
+        BuildRecord(version=version, target=target, key=key, kind="host", host=str(host), gopatch="test",
+                    source=BuildSource(dir="", head="", tree="", base="", release="go1.27.3", patches=()),
+                    bootstrap=BuildBootstrap(goroot="", version="", origin=""), config={}, executor={}, steps=(),
+                    seconds=0.0, archives={}, created="").write(builds / key / "build.json")
         return go
 
     cross = artifact("c" * 64, "go1.27.3-gopatch.3-aaaa", "linux/arm64", runnable=False)
@@ -266,13 +270,16 @@ def test_the_verify_stage_records_its_verdict_beside_the_build_of_head(go, share
     artifact = tmp_path / "out" / head / host_target().slug
     artifact.mkdir(parents=True)
     (artifact / "go").symlink_to(go)  # the real vanilla distribution stands in for HEAD's build
-    (artifact / "build.json").write_text(json.dumps({"key": "k" * 64, "version": "go1.27.3"}))
+    BuildRecord(version="go1.27.3", target=str(host_target()), key="k" * 64, kind="host", host=str(host_target()),
+                gopatch="test", source=BuildSource(dir="", head="", tree="", base="", release="go1.27.3", patches=()),
+                bootstrap=BuildBootstrap(goroot="", version="", origin=""), config={}, executor={}, steps=(),
+                seconds=0.0, archives={}, created="").write(artifact / "build.json")
 
     report = runner.verify(opts, target=host_target(), layers=["version"])
     assert report.toolchain == str(artifact / "go")
     layer = report.layers[0]
-    assert gate.read_verdict(artifact) == {
-        "key": "k" * 64, "version": "go1.27.3", "target": str(host_target()), "passed": report.passed,
+    assert gate.read_verdict(artifact).to_dict() == {
+        "schema": "gopatch-verify/1", "key": "k" * 64, "version": "go1.27.3", "target": str(host_target()), "passed": report.passed,
         "layers": {"version": {"status": layer.status, "summary": layer.summary}}, "patches": [],
         "gopatch": __version__}
 

@@ -6,6 +6,7 @@ import json
 import re
 from html.parser import HTMLParser
 
+from pipeline.atomic import write_file_atomic
 from pipeline.verify import report
 from pipeline.verify.model import LayerResult, Report
 
@@ -175,6 +176,6 @@ def test_side_by_side_folds_long_unchanged_runs():
 
 def test_write_atomic_replaces_whole_file(tmp_path):
     target = tmp_path / "r" / "verify.html"
-    report.write_atomic(target, "one")
-    report.write_atomic(target, "two")
+    write_file_atomic(target, "one")
+    write_file_atomic(target, "two")
     assert target.read_text() == "two" and [p.name for p in target.parent.iterdir()] == ["verify.html"]
