@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import Options, go_minor
 from ..errors import ConfigError, PatchDoesNotApply
-from .operations import worktree_reader
+from .overlay import worktree_reader
 from .rebase import APPLIES, CONFLICT, PatchCheck, check_series, go_release_root
 from .series import SERIES_FILE, Patch, load_series, series_release
 

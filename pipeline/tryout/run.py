@@ -51,7 +51,8 @@ from typing import Any
 from ..config import Options
 from ..errors import EnvironmentProblem, UsageError
 from ..patches.allversions import release_for
-from ..patches.operations import Overlay, State, parse_files, plan_patch, worktree_reader
+from ..patches.operations import parse_files, plan_patch
+from ..patches.overlay import Overlay, State, worktree_reader
 from ..patches.series import Patch, load_series, select
 from ..source import gobin
 from ..verify import behavior

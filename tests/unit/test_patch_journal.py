@@ -27,7 +27,7 @@ from pipeline.source import checkout as source
 HARNESS = r"""
 import os, sys
 import pipeline.patches.journal as J
-import pipeline.patches.operations as P
+import pipeline.patches.worktree as W
 
 point, n = sys.argv[1], int(sys.argv[2])
 calls = {"n": 0}
@@ -54,8 +54,8 @@ def before(module, name):
 
 {
     "begin": lambda: before(J, "begin"),            # fast-import runs, nothing written yet
-    "write": lambda: after(P, "_write_file"),       # some files written, HEAD and index old
-    "index": lambda: after(P, "_update_index"),     # every file and the index written
+    "write": lambda: after(W, "_write_file"),       # some files written, HEAD and index old
+    "index": lambda: after(W, "_update_index"),     # every file and the index written
     "new_head": lambda: after(J, "set_new_head"),   # the commits exist, HEAD not moved
     "head": lambda: before(J, "end"),               # HEAD moved, journal still there
     "recover": lambda: after(J, "_write"),          # recovery itself dies after n files
