@@ -4,8 +4,9 @@ Two ways to reach git, each where it serves:
 
 * **GitPython** (``git.Repo``) for the questions of a work tree that it answers well and that
   are not hot: the tree's own config (``gopatch.base`` and friends, ``GoTree.record``/``meta``),
-  ``is_dirty``, HEAD's commit and tree for a build's identity, ``git archive`` of HEAD, a
-  commit's stats. Its object database keeps one persistent ``git cat-file`` process per Repo,
+  ``is_dirty``, opening and checking a work tree (``open_tree``), HEAD's commit, tree and
+  VERSION for a build's identity, ``git archive`` of HEAD, the paths one commit touched (to
+  blame a failed build). Its object database keeps one persistent ``git cat-file`` process per Repo,
   so nothing that runs in a loop over many objects goes through it.
 * **The git CLI** (``run`` and friends here) for plumbing that must be fast on a 14,000-file
   Go tree or exact to the byte: ``fast-import`` (one deterministic commit of a whole release

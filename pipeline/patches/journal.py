@@ -1,6 +1,6 @@
 """The apply/revert journal: a `kill -9` at any moment leaves a tree the next command repairs.
 
-`write_tree` (pipeline/patches/operations.py) changes three things that git cannot change together: the
+`write_tree` (pipeline/patches/worktree.py) changes three things that git cannot change together: the
 work-tree files, the index, then HEAD. Before its first write it records what it is about to do
 in ``.git/gopatch-journal.json``:
 
