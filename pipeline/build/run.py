@@ -22,7 +22,8 @@ from .. import __version__
 from ..config import Options, Target, host_target
 from ..errors import BuildFailed, TreeNotClean
 from ..git import GoTree
-from ..patches.series import trailer_name
+from ..patches.commits import applied
+from ..patches.series import Patch
 from ..progress import PlainProgress, Progress, stage_of
 from ..records import BUILD_JSON, BuildBootstrap, BuildPatch, BuildRecord, BuildSource, BuildStep
 from .artifacts import BUILD_LOG, Artifact, ArtifactStore, materialize
@@ -50,15 +51,15 @@ class SourceInfo:
 
 
 
-def source_info(tree: GoTree) -> SourceInfo:
+def source_info(tree: GoTree, series: Sequence[Patch] = ()) -> SourceInfo:
+    """What HEAD carries. Its patches are read by ``pipeline.patches.commits.applied``, the one
+    reading that status shares: given the ``series``, a commit without a trailer is named by its
+    message there as here."""
     repo = tree.repo
     head = repo.head.commit
+    carried = applied(tree, series)
     base = tree.base_commit
-    commits = list(repo.iter_commits(f"{base}..{head.hexsha}", first_parent=True)) if base != head.hexsha else []
-    patches = []
-    for c in reversed(commits):
-        message = str(c.message)
-        patches.append((c.hexsha, message.split("\n", 1)[0].strip(), trailer_name(message) or ""))
+    patches = [(a.commit.sha, a.commit.subject, a.name or "") for a in carried]
     release = (head.tree / "VERSION").data_stream.read().decode("utf-8", "replace").split("\n", 1)[0].strip()
     return SourceInfo(dir=tree.path, head=head.hexsha, tree_hash=head.tree.hexsha, base=base,
                       release=release, patches=tuple(patches))
@@ -381,7 +382,7 @@ def build_from_options(opts: Options, *, targets: Sequence[Target], force: bool 
                        log: Log = print, progress: Progress | None = None,
                        verbose: bool = False, dry_run: bool = False) -> list[TargetResult] | list[PlannedTarget]:
     """``gopatch build``: the committed HEAD of [source] dir -> stamped toolchains in out/."""
-    from ..git import open_tree
+    from ..journal import open_tree
     from .bootstrap import check_minimum, resolve
     from .executor import choose_executor
     from .stamp import stamped_version

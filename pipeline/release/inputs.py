@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..build.head import artifact_dir, head_version
-from ..build.run import SourceInfo
+from ..build.run import SourceInfo, source_info
 from ..config import Options, Target
 from ..errors import EnvironmentProblem, RecordError, VerificationFailed
 from ..git import GoTree
+from ..patches.series import SERIES_FILE, load_series
 from ..records import BUILD_JSON, BuildRecord, Verdict
 from . import gate
 from .checksums import archive_name, sha256_file, source_archive_name
@@ -44,6 +45,14 @@ class ReleaseInputs:
     targets: tuple[TargetInput, ...]
 
 
+def _named(tree: GoTree, src: SourceInfo, series_dir: Path) -> SourceInfo:
+    """``src`` with a commit that has no ``Gopatch-Patch`` trailer named by its message, as
+    `gopatch status` names it (a commit made by hand, or by ``git am`` of a series file)."""
+    if all(name for _, _, name in src.patches) or not (series_dir / SERIES_FILE).is_file():
+        return src
+    return source_info(tree, load_series(series_dir))
+
+
 def _patches(src: SourceInfo, series_dir: Path) -> list[dict[str, str]]:
     names = [name for _, _, name in src.patches]
     if unnamed := [sha[:12] for sha, _, name in src.patches if not name]:
@@ -67,6 +76,7 @@ def collect(opts: Options, targets: tuple[Target, ...], *, skip_verify: bool) ->
     """The artifacts of ``targets`` for HEAD, each checked to be built, intact and verified."""
     tree, src, version = head_version(opts)
     series_dir = opts.series_dir
+    src = _named(tree, src, series_dir)
     patches = _patches(src, series_dir)
     gate_patches = [{"name": p["name"], "sha256": p["sha256"]} for p in patches]
     found: list[TargetInput] = []

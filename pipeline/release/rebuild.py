@@ -21,7 +21,7 @@ from pathlib import Path
 from ..build.run import build_from_options, source_info
 from ..config import Options, Target
 from ..errors import GopatchError
-from ..git import open_tree
+from ..journal import open_tree
 from ..patches import operations as engine
 from ..patches.series import load_series, select
 from ..records import Manifest

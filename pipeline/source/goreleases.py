@@ -45,8 +45,8 @@ from pathlib import Path
 
 from ..config import DEFAULT_GIT_URL, Options
 from ..errors import EnvironmentProblem, PatchDoesNotApply, UsageError
+from ..git import FileState, Reader, State
 from ..locking import file_lock
-from ..patches.operations import FileState, Reader, State
 from . import checkout as source
 
 Log = Callable[[str], None]

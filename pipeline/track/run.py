@@ -15,7 +15,7 @@ from typing import Any
 from ..config import Options
 from ..errors import GopatchError, UsageError
 from ..patches import rebase
-from ..patches.operations import Reader, worktree_reader
+from ..patches.overlay import Reader, worktree_reader
 from ..patches.series import Patch
 from ..process import alive
 from ..source import checkout as source

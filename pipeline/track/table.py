@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, EnvironmentProblem, GopatchError, PatchDoesNotApply, UsageError
-from ..patches.operations import Reader
+from ..patches.overlay import Reader
 from ..patches.rebase import CLEAN, CONFLICT, OFFSET, PRESENT, HunkConflict, HunkMove, check_series
 from ..patches.series import SERIES_FILE, Patch, load_series, series_release
 

@@ -52,7 +52,8 @@ from ..atomic import write_file_atomic
 from ..config import Options, host_target
 from ..errors import EnvironmentProblem, UsageError
 from ..patches.allversions import release_for
-from ..patches.operations import Overlay, State, parse_files, plan_patch, worktree_reader
+from ..patches.operations import parse_files, plan_patch
+from ..patches.overlay import Overlay, State, worktree_reader
 from ..patches.series import Patch, load_series, select
 from ..process import alive
 from ..source import gobin

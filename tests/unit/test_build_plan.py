@@ -23,7 +23,7 @@ from pipeline.build.executor import StepResult
 from pipeline.cli import app
 from pipeline.config import Target
 from pipeline.errors import BuildFailed, TreeNotClean, UsageError
-from pipeline.git import open_tree
+from pipeline.journal import open_tree
 from pipeline.progress import stage_of
 
 LINUX_AMD64 = Target(goos="linux", goarch="amd64")

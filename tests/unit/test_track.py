@@ -15,7 +15,7 @@ import pytest
 
 from pipeline import track
 from pipeline.errors import EnvironmentProblem, UsageError
-from pipeline.patches.operations import worktree_reader
+from pipeline.patches.overlay import worktree_reader
 
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "patches"
