@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_patch_support import diff_of, git, make_tree, patch_text, write_series
+from gittrees import diff_of, git, make_tree, patch_text, write_series
 
 from pipeline import git as gitlayer
 from pipeline.build.run import source_info
