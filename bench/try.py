@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.config import host_target, load_options  # noqa: E402
 from pipeline.patches.allversions import release_for  # noqa: E402
 from pipeline.patches.series import load_series, select  # noqa: E402
+from pipeline.records import BuildRecord  # noqa: E402
 from pipeline.source import gobin  # noqa: E402
 from pipeline.verify import behavior  # noqa: E402
 from pipeline.verify.claims import from_patches  # noqa: E402
@@ -76,14 +77,13 @@ def run_try(cache: Path, series: Path, patch: str | None) -> tuple[float, dict]:
 
 
 def make_bash_seconds(build_json: Path) -> float:
-    meta = json.loads(build_json.read_text(encoding="utf-8"))
-    steps = [s for s in meta.get("steps", []) if s.get("name") == "make.bash" and "seconds" in s]
-    return float(steps[0]["seconds"]) if steps else float(meta["seconds"])
+    record = BuildRecord.load(build_json)
+    steps = [s for s in record.steps if s.name == "make.bash"]
+    return float(steps[0].seconds) if steps else float(record.seconds)
 
 
 def artifact_patches(build_json: Path) -> list[str]:
-    meta = json.loads(build_json.read_text(encoding="utf-8"))
-    return [p.get("name", "") for p in (meta.get("source") or {}).get("patches", [])]
+    return [p.name for p in BuildRecord.load(build_json).source.patches]
 
 
 def probe_with(goroot: Path, vanilla: Path, release: str, series: Path, patch: str | None, cache: Path) -> float:

@@ -24,6 +24,7 @@ from .commands import patch as patch_cmds
 from .commands import rebase as rebase_cmds
 from .commands import release as release_cmds
 from .commands import source as source_cmds
+from .commands import track as track_cmds
 from .commands import tryout as try_cmds
 from .commands import verify as verify_cmds
 from .errors import GopatchError
@@ -77,6 +78,7 @@ source_cmds.register(app)
 patch_cmds.register(app)
 try_cmds.register(app)
 rebase_cmds.register(app)
+track_cmds.register(app)
 build_cmds.register(app)
 verify_cmds.register(app)
 release_cmds.register(app)

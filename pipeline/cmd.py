@@ -1,5 +1,11 @@
 """Every host command goes through ``run``: it echoes ``+ cmd``, checks the program exists and
-fails loudly with the command's own last words (the habit of cibuildwheel's util/cmd.py)."""
+fails loudly with the command's own last words (the habit of cibuildwheel's util/cmd.py).
+
+The one exception is git, which goes through ``pipeline.git`` and nowhere else: git needs bytes
+on stdin and stdout (file contents, ``-z`` listings), long-running pipes (``fast-import``,
+``cat-file --batch``) and a sanitised environment, which a text-mode one-shot runner does not
+give; pipeline/git.py keeps this module's conventions (a missing program or a failing command is
+an EnvironmentProblem naming the command and its stderr)."""
 
 from __future__ import annotations
 

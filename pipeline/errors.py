@@ -76,3 +76,23 @@ class TreeNotClean(EnvironmentProblem):
     """The Go tree has uncommitted changes and --force was not given."""
 
     exit_code = 3
+
+
+class RecordError(EnvironmentProblem):
+    """A record one stage left for the next (build.json, verify.json) cannot be used: unreadable,
+    of an older or unknown schema, or missing a field. Names the file, the field and what to do."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, path: object = None, field: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.field = field
+
+
+class ManifestError(RecordError, UsageError):
+    """A release manifest the user pointed at (``release verify DIR``, ``gather``) is not one this
+    gopatch reads: a usage error, as for a malformed patch file."""
+
+    exit_code = 2

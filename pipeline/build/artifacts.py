@@ -19,7 +19,6 @@ next build of the same key (which holds that key's lock, so nobody is using them
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -27,12 +26,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ..atomic import staging_dir, swap_dir
 from ..locking import file_lock
 from ..process import kill_processes_in
+from ..records import BUILD_JSON, BuildRecord
 
-BUILD_JSON = "build.json"
 BUILD_LOG = "build.log"
 
 
@@ -40,7 +39,7 @@ BUILD_LOG = "build.log"
 class Artifact:
     key: str
     path: Path  # <cache>/builds/<key>
-    meta: dict[str, Any]
+    record: BuildRecord  # its build.json
 
     @property
     def goroot(self) -> Path:
@@ -48,11 +47,11 @@ class Artifact:
 
     @property
     def version(self) -> str:
-        return str(self.meta.get("version", "?"))
+        return self.record.version
 
     @property
     def target(self) -> str:
-        return str(self.meta.get("target", "?"))
+        return self.record.target
 
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and not p.is_symlink())
@@ -66,13 +65,11 @@ class ArtifactStore:
         return self.root / key
 
     def get(self, key: str) -> Artifact | None:
-        """The complete artifact of ``key``, or None. A directory there is complete by construction."""
+        """The complete artifact of ``key``, or None. A directory there is complete by construction;
+        one whose build.json an older gopatch wrote is a miss (``BuildRecord.load_cached`` says why)."""
         path = self.path(key)
-        try:
-            meta = json.loads((path / BUILD_JSON).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return Artifact(key=key, path=path, meta=meta)
+        record = BuildRecord.load_cached(path / BUILD_JSON)
+        return None if record is None else Artifact(key=key, path=path, record=record)
 
     @contextlib.contextmanager
     def lock(self, key: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -99,10 +96,10 @@ class ArtifactStore:
     def publish(self, staged: Path, key: str) -> Artifact:
         """Move the finished artifact directory ``staged`` into place with one rename."""
         dest = self.path(key)
-        if dest.exists():  # the same key built elsewhere meanwhile: content-addressed, keep it
+        if self.get(key) is not None:  # the same key built elsewhere meanwhile: content-addressed, keep it
             shutil.rmtree(staged, ignore_errors=True)
-        else:
-            os.replace(staged, dest)
+        else:  # absent, or an entry an older gopatch left (a miss): replaced
+            swap_dir(staged, dest)
         artifact = self.get(key)
         assert artifact is not None, f"{dest} has no {BUILD_JSON}"
         return artifact
@@ -133,14 +130,24 @@ class ArtifactStore:
         entries = self.entries()
         return entries if keep is None else entries[keep:]
 
-    def remove(self, artifact: Artifact) -> None:
-        """Delete one artifact: renamed out of sight first, so no reader sees it half-deleted."""
-        doomed = self.root / ".tmp" / f"prune-{artifact.key[:16]}-{os.getpid()}"
+    def outdated(self) -> list[Path]:
+        """Entries whose build.json an older gopatch wrote: never used by this one (a cache miss,
+        see ``BuildRecord.load_cached``), so ``prune`` deletes them with the rest."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir()
+                      if not p.name.startswith(".") and p.name != "logs" and (p / BUILD_JSON).is_file()
+                      and self.get(p.name) is None)
+
+    def remove(self, artifact: Artifact | Path) -> None:
+        """Delete one entry: renamed out of sight first, so no reader sees it half-deleted."""
+        path = artifact.path if isinstance(artifact, Artifact) else Path(artifact)
+        doomed = self.root / ".tmp" / f"prune-{path.name[:16]}-{os.getpid()}"
         doomed.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock(artifact.key):
-            if not artifact.path.exists():
+        with self.lock(path.name):
+            if not path.exists():
                 return
-            os.replace(artifact.path, doomed)
+            os.replace(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 
 
@@ -159,20 +166,17 @@ def materialize(artifact: Artifact, dest: Path) -> bool:
     old complete artifact or the new one (a hidden ``.<name>.*`` leftover after a crash is cleaned
     up on the next run).
     """
-    current = dest / BUILD_JSON
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(current.read_text(encoding="utf-8")).get("key") == artifact.key:
-            return False
+    current = BuildRecord.load_cached(dest / BUILD_JSON)
+    if current is not None and current.key == artifact.key:
+        return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".{dest.name}.*"):
         shutil.rmtree(stale, ignore_errors=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
-    shutil.copytree(artifact.path, staged, symlinks=True, copy_function=_link_or_copy, dirs_exist_ok=True)
-    if dest.exists():
-        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-        os.replace(dest, old)
-        os.replace(staged, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staged, dest)
+    staged = staging_dir(dest)
+    try:
+        shutil.copytree(artifact.path, staged, symlinks=True, copy_function=_link_or_copy, dirs_exist_ok=True)
+        swap_dir(staged, dest)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     return True

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..config import Options, Target
 from ..errors import EnvironmentProblem
-from ..git import GoTree, open_tree
+from ..git import GoTree
+from ..journal import open_tree
 from .run import SourceInfo, source_info
 from .stamp import stamped_version
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from .. import cmd
+from ..atomic import publish_dir
 from ..errors import ConfigError, EnvironmentProblem
 from ..locking import file_lock
 from .dockerclient import docker_client
@@ -253,7 +254,7 @@ def _fetch_static_tools(dest: Path, log: Log | None, env: dict[str, str] | None)
             root = work / "root"
             for deb in sorted(work.glob("*.deb")):
                 cmd.run(["dpkg-deb", "-x", deb, root], env=environ, log=log)
-            root.rename(dest)
+            publish_dir(root, dest)
         except EnvironmentProblem as exc:
             if log:
                 log(f"notice: could not fetch bash-static/busybox-static: {exc.message.splitlines()[0]}")

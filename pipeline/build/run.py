@@ -4,7 +4,6 @@ the artifact store, each finished target published atomically."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -23,9 +22,11 @@ from .. import __version__
 from ..config import Options, Target, host_target
 from ..errors import BuildFailed, TreeNotClean
 from ..git import GoTree
-from ..patches.series import trailer_name
+from ..patches.commits import applied
+from ..patches.series import Patch
 from ..progress import PlainProgress, Progress, stage_of
-from .artifacts import BUILD_JSON, BUILD_LOG, Artifact, ArtifactStore, materialize
+from ..records import BUILD_JSON, BuildBootstrap, BuildPatch, BuildRecord, BuildSource, BuildStep
+from .artifacts import BUILD_LOG, Artifact, ArtifactStore, materialize
 from .bootstrap import Bootstrap
 from .executor import Executor, Mount
 from .plan import BuildConfig, Step, TargetPlan, cache_key, plan_cross, plan_host
@@ -50,15 +51,15 @@ class SourceInfo:
 
 
 
-def source_info(tree: GoTree) -> SourceInfo:
+def source_info(tree: GoTree, series: Sequence[Patch] = ()) -> SourceInfo:
+    """What HEAD carries. Its patches are read by ``pipeline.patches.commits.applied``, the one
+    reading that status shares: given the ``series``, a commit without a trailer is named by its
+    message there as here."""
     repo = tree.repo
     head = repo.head.commit
+    carried = applied(tree, series)
     base = tree.base_commit
-    commits = list(repo.iter_commits(f"{base}..{head.hexsha}", first_parent=True)) if base != head.hexsha else []
-    patches = []
-    for c in reversed(commits):
-        message = str(c.message)
-        patches.append((c.hexsha, message.split("\n", 1)[0].strip(), trailer_name(message) or ""))
+    patches = [(a.commit.sha, a.commit.subject, a.name or "") for a in carried]
     release = (head.tree / "VERSION").data_stream.read().decode("utf-8", "replace").split("\n", 1)[0].strip()
     return SourceInfo(dir=tree.path, head=head.hexsha, tree_hash=head.tree.hexsha, base=base,
                       release=release, patches=tuple(patches))
@@ -223,7 +224,7 @@ class _Builder:
                 with lock:
                     result = self.req.executor.run(list(step.argv), cwd=step.cwd, env=step.environ,
                                                    mounts=mounts, on_line=on_line)
-                steps_meta.append({"name": step.name, "argv": list(step.argv), "cwd": str(step.cwd),
+                steps_meta.append({"name": step.name, "argv": tuple(step.argv), "cwd": str(step.cwd),
                                    "env": step.environ, "exit_code": result.exit_code,
                                    "seconds": round(result.seconds, 2)})
                 if result.exit_code != 0:
@@ -262,19 +263,19 @@ class _Builder:
                               f"(found: {', '.join(sorted(p.name for p in packs.iterdir()))}).")
         _extract(archive, staged)  # archives hold go/...
         shutil.move(str(log_path), staged / BUILD_LOG)
-        meta = {
-            "version": self.version, "target": str(t), "key": key, "kind": plan.kind,
-            "source": {"dir": str(self.src.dir), "head": self.src.head, "tree": self.src.tree_hash,
-                       "base": self.src.base, "release": self.src.release,
-                       "patches": [{"commit": s, "subject": sub, "name": n} for s, sub, n in self.src.patches]},
-            "bootstrap": {"goroot": str(self.req.bootstrap.goroot), "version": self.req.bootstrap.version,
-                          "origin": self.req.bootstrap.origin},
-            "config": asdict(self.req.config), "host": str(self.host),
-            "executor": self.describe, "gopatch": __version__, "steps": steps_meta,
-            "seconds": round(sum(s["seconds"] for s in steps_meta), 2),
-            "archives": hashes, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (staged / BUILD_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        record = BuildRecord(
+            version=self.version, target=str(t), key=key, kind=plan.kind,
+            source=BuildSource(dir=str(self.src.dir), head=self.src.head, tree=self.src.tree_hash,
+                               base=self.src.base, release=self.src.release,
+                               patches=tuple(BuildPatch(commit=s, subject=sub, name=n) for s, sub, n in self.src.patches)),
+            bootstrap=BuildBootstrap(goroot=str(self.req.bootstrap.goroot), version=self.req.bootstrap.version,
+                                     origin=self.req.bootstrap.origin),
+            config=asdict(self.req.config), host=str(self.host),
+            executor=dict(self.describe), gopatch=__version__, steps=tuple(BuildStep(**s) for s in steps_meta),
+            seconds=round(sum(s["seconds"] for s in steps_meta), 2),
+            archives=hashes, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        record.write(staged / BUILD_JSON)
         return staged
 
 
@@ -381,7 +382,7 @@ def build_from_options(opts: Options, *, targets: Sequence[Target], force: bool 
                        log: Log = print, progress: Progress | None = None,
                        verbose: bool = False, dry_run: bool = False) -> list[TargetResult] | list[PlannedTarget]:
     """``gopatch build``: the committed HEAD of [source] dir -> stamped toolchains in out/."""
-    from ..git import open_tree
+    from ..journal import open_tree
     from .bootstrap import check_minimum, resolve
     from .executor import choose_executor
     from .stamp import stamped_version

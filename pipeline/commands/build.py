@@ -6,25 +6,9 @@ import typer
 
 from ..build import run as build_stage
 from ..build.artifacts import ArtifactStore
-from ..config import Target, parse_targets
 from ..errors import UsageError
 from ..progress import make_progress
 from . import common
-
-
-def _parse_targets(goos: list[str], goarch: list[str], target: list[str], all_: bool, configured) -> tuple[Target, ...]:
-    if len(goos) != len(goarch):
-        raise UsageError(f"--goos and --goarch come in pairs; got {len(goos)} --goos and {len(goarch)} --goarch.",
-                         hint="gopatch build --goos linux --goarch arm64, or --target linux/arm64")
-    words = [f"{o}/{a}" for o, a in zip(goos, goarch, strict=True)] + list(target)
-    if all_:
-        words += [str(t) for t in configured]
-    if not words:
-        return (build_stage.host_target(),)
-    try:
-        return parse_targets(" ".join(words))
-    except ValueError as exc:
-        raise UsageError(f"--target/--goos/--goarch: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +17,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         goos: list[str] = typer.Option([], "--goos", metavar="GOOS", help="Target OS; pair with --goarch (repeatable)."),
         goarch: list[str] = typer.Option([], "--goarch", metavar="GOARCH", help="Target architecture (repeatable)."),
-        target: list[str] = typer.Option([], "--target", "-t", metavar="GOOS/GOARCH", help="Target such as linux/arm64 (repeatable)."),
+        target: list[str] = typer.Option([], "--target", "-t", metavar="GOOS/GOARCH", help="Target such as linux/arm64 (repeatable; or a comma-separated list)."),
         all_: bool = typer.Option(False, "--all", help="Build the configured matrix ([build] targets)."),
         executor: str = typer.Option(None, "--executor", metavar="auto|docker|host", help="Where make.bash runs. Default: [build] executor."),
         jobs: str = typer.Option(None, "--jobs", "-j", metavar="N", help="Targets built in parallel. Default: [build] jobs."),
@@ -72,7 +56,7 @@ def register(app: typer.Typer) -> None:
             bootstrap__go=common.flag(bootstrap, "--bootstrap"),
             source__dir=common.flag(dir, "--dir"),
         )
-        targets = _parse_targets(goos, goarch, target, all_, opts.build.targets)
+        targets = common.targets(target, goos=goos, goarch=goarch, all_=all_, configured=opts.build.targets)
         if dry_run:
             planned = build_stage.build_from_options(opts, targets=targets, force=force, log=common.info,
                                                      verbose=st.verbose, dry_run=True)
@@ -109,7 +93,7 @@ def register(app: typer.Typer) -> None:
         opts = common.load(ctx)
         entries = ArtifactStore(opts.cache.dir).entries()
         rows = [{"key": a.key, "version": a.version, "target": a.target, "path": str(a.path),
-                 "created": a.meta.get("created", ""), "executor": a.meta.get("executor", {}).get("executor", "")}
+                 "created": a.record.created, "executor": a.record.executor.get("executor", "")}
                 for a in entries]
         if as_json:
             common.emit_json(rows)
@@ -127,7 +111,7 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
         as_json: bool = typer.Option(False, "--json", help="JSON list of (would-be) deleted entries on stdout."),
     ) -> None:
-        """Delete built toolchains from the cache (out/ copies stay).
+        """Delete built toolchains from the cache (out/ copies stay); entries of an older gopatch always go.
 
         Examples: gopatch cache prune --keep 4 --dry-run; gopatch cache prune --all
         """
@@ -140,6 +124,13 @@ def register(app: typer.Typer) -> None:
             if not dry_run:
                 store.remove(a)
             common.info(f"{'would delete' if dry_run else 'deleted'} {a.path} ({a.target} {a.version})")
+        outdated = store.outdated()
+        for path in outdated:
+            if not dry_run:
+                store.remove(path)
+            common.info(f"{'would delete' if dry_run else 'deleted'} {path} (built by an older gopatch, never used)")
         if as_json:
             common.emit_json([{"key": a.key, "target": a.target, "version": a.version, "path": str(a.path),
-                               "deleted": not dry_run} for a in doomed])
+                               "deleted": not dry_run} for a in doomed]
+                             + [{"key": p.name, "target": "?", "version": "?", "path": str(p), "deleted": not dry_run}
+                                for p in outdated])

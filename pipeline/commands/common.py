@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from ..config import Options, load_options
-from ..errors import GopatchError
+from ..config import Options, Target, host_target, load_options, parse_targets
+from ..errors import GopatchError, UsageError
 
 
 @dataclass
@@ -39,6 +40,35 @@ def load(ctx: typer.Context, **overrides: tuple[Any, str] | None) -> Options:
 def flag(value: Any, spelling: str) -> tuple[Any, str] | None:
     """Helper: (value, '--flag') when the flag was given, else None."""
     return None if value is None else (value, spelling)
+
+
+def targets(
+    target: Sequence[str],
+    *,
+    goos: Sequence[str] = (),
+    goarch: Sequence[str] = (),
+    all_: bool = False,
+    configured: Iterable[Target] = (),
+    command: str = "build",
+) -> tuple[Target, ...]:
+    """The targets a command's --target/-t (repeatable, each also a comma or space separated
+    list), --goos/--goarch pairs and --all (the configured matrix) name, in that order, duplicates
+    dropped; this machine's target when none is named. Every command with -t parses it here.
+
+    A pair Go does not support is a UsageError (exit 2) with a "did you mean"."""
+    if len(goos) != len(goarch):
+        raise UsageError(f"--goos and --goarch come in pairs; got {len(goos)} --goos and {len(goarch)} --goarch.",
+                         hint=f"gopatch {command} --goos linux --goarch arm64, or --target linux/arm64")
+    words = [f"{o}/{a}" for o, a in zip(goos, goarch, strict=True)] + list(target)
+    if all_:
+        words += [str(t) for t in configured]
+    if not words:
+        return (host_target(),)
+    try:
+        return parse_targets(" ".join(words))
+    except ValueError as exc:
+        flags = "--target/--goos/--goarch" if goos or goarch else "--target"
+        raise UsageError(f"{flags}: {exc}") from None
 
 
 def emit_json(data: Any) -> None:

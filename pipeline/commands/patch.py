@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from ..errors import UsageError
-from ..git import open_tree
+from ..journal import open_tree
 from ..patches import allversions as versions
 from ..patches import operations as engine
 from ..patches.series import Patch, find_probe, load_series, parse_patch_file, select

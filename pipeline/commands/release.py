@@ -6,17 +6,15 @@ from pathlib import Path
 
 import typer
 
+from ..atomic import write_file_atomic
 from ..build import matrix as matrix_mod
 from ..errors import UsageError, VerificationFailed
 from ..release import create, rebuild, signing
 from ..release import report as report_mod
 from ..release import serve as serve_mod
-from ..release.check import check_release
+from ..release.check import check_release, series_dir_of
 from ..release.checksums import MANIFEST
-from ..release.manifest import load as load_manifest
-from ..verify.report import write_atomic
 from . import common
-from .build import _parse_targets
 
 
 def _sign_key(value: str | None, configured: Path | None) -> Path | None:
@@ -32,7 +30,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         fmt: str = typer.Option("github", "--format", "-f", help=f"One of: {', '.join(matrix_mod.FORMATS)}."),
         target: list[str] = typer.Option(None, "--target", "-t", metavar="GOOS/GOARCH",
-                                         help="Override [build] targets (repeatable)."),
+                                         help="Override [build] targets (repeatable, or a comma-separated list)."),
     ) -> None:
         """Print the build matrix for CI, one entry per GOOS/GOARCH target.
 
@@ -41,7 +39,9 @@ def register(app: typer.Typer) -> None:
         """
         if fmt not in matrix_mod.FORMATS:
             raise UsageError(f"--format {fmt!r} is not one of: {', '.join(matrix_mod.FORMATS)}.")
-        override = common.flag(" ".join(target), "--target") if target else None
+        override = None
+        if target:  # parsed as every -t is; the canonical list then overrides [build] targets
+            override = common.flag(" ".join(map(str, common.targets(target, command="matrix"))), "--target")
         opts = common.load(ctx, build__targets=override)
         typer.echo(matrix_mod.render(opts.build.targets, fmt))
 
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
     def release(
         ctx: typer.Context,
         target: list[str] = typer.Option([], "--target", "-t", metavar="GOOS/GOARCH",
-                                         help="Target to release (repeatable). Default: this machine's."),
+                                         help="Target to release (repeatable, or a comma-separated list). Default: this machine's."),
         all_: bool = typer.Option(False, "--all", help="Release the configured matrix ([build] targets)."),
         out: str = typer.Option(None, "--out", "-o", metavar="DIR", help="Release directory. Default: [release] out."),
         series: str = typer.Option(None, "--series", metavar="DIR", help="Patch series the checkout was patched from."),
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
             return
         opts = common.load(ctx, patches__series=common.flag(series, "--series"),
                            release__image=common.flag(image, "--image" if image else "--no-image"))
-        targets = _parse_targets([], [], target, all_, opts.build.targets)
+        targets = common.targets(target, all_=all_, configured=opts.build.targets, command="release")
         dest = Path(out) if out else opts.release.out
         result = create.release(opts, targets=targets, out=dest, force=force, skip_verify=skip_verify,
                                 sign_key=_sign_key(sign_key, opts.release.sign_key), dry_run=dry_run,
@@ -134,12 +134,9 @@ def register(app: typer.Typer) -> None:
         Examples: gopatch release verify dist; gopatch release verify dist --rebuild --executor host --json
         """
         opts = common.load(ctx, build__executor=common.flag(executor, "--executor"))
-        series_dir = Path(series) if series else None
-        if series_dir is None and (dir / MANIFEST).is_file():
-            try:
-                series_dir = opts.patches.dir / str(load_manifest(dir / MANIFEST).get("series", ""))
-            except UsageError:
-                series_dir = None
+        series_dir, why = (Path(series), "") if series else series_dir_of(dir, opts.patches.dir)
+        if series_dir is None:
+            common.info(f"release verify: the patch files are not checked{' and --rebuild is skipped' if rebuild_ else ''}: {why}")
         pub = None
         if public_key:
             try:
@@ -151,7 +148,7 @@ def register(app: typer.Typer) -> None:
             rebuild.rebuild(dir, opts, result, series_dir=series_dir, executor=executor,
                             cache=Path(cache) if cache else None, keep=keep, log=common.info)
         if html_out:
-            write_atomic(Path(html_out), report_mod.html(result))
+            write_file_atomic(Path(html_out), report_mod.html(result))
             common.info(f"release verify: HTML report written to {html_out}")
         if as_json:
             common.emit_json(result.to_json())
@@ -216,9 +213,9 @@ def _print(result: create.ReleaseResult, as_json: bool) -> None:
         typer.echo(f"  proxy: golang.org/toolchain@{mod['version']}  {mod['h1']}")
     for img in data["images"]:
         typer.echo(f"  image: {img['file']}  {img['ref']}@{img['manifest_digest']}")
-    if result.manifest["skip_verify"]:
+    if result.manifest.skip_verify:
         typer.echo("  WARNING: released with --skip-verify (recorded in manifest.json)")
-    if result.manifest["signing"]:
-        typer.echo(f"  signed by {result.manifest['signing']['fingerprint']} ({signing.NAMESPACE})")
+    if result.manifest.signing:
+        typer.echo(f"  signed by {result.manifest.signing['fingerprint']} ({signing.NAMESPACE})")
     if not result.dry_run:
         typer.echo(f"check it: (cd {result.out} && sha256sum -c SHA256SUMS) && gopatch release verify {result.out}")

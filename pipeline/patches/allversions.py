@@ -19,7 +19,7 @@ from typing import Any
 from ..config import Options, go_minor
 from ..errors import ConfigError, PatchDoesNotApply
 from ..source import gobin
-from .operations import worktree_reader
+from .overlay import worktree_reader
 from .rebase import APPLIES, CONFLICT, PatchCheck, check_series
 from .series import SERIES_FILE, Patch, load_series, series_release
 

@@ -24,38 +24,31 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import git
+from ..atomic import write_file_atomic
 from ..config import Options, go_minor
 from ..errors import PatchDoesNotApply, PatchFormatError, UsageError
 from ..source import checkout as source
 from ..source import gobin
 from . import hunks
+from .commits import NewCommit, body_of, commit_diff, strip_index_lines, write_commits
 from .hunks import FileDiff, Misfit
-from .operations import (
-    FALLBACK_IDENT,
+from .operations import parse_files
+from .overlay import (
     GitPath,
-    NewCommit,
     Overlay,
     Reader,
     State,
-    _atomic_write,
-    _body_of,
-    _ident,
-    _series_with,
     apply_files,
-    commit_diff,
     commit_reader,
-    parse_files,
     reverse,
-    strip_index_lines,
     worktree_reader,
-    write_commits,
 )
 from .series import (
     SERIES_FILE,
@@ -66,6 +59,7 @@ from .series import (
     parse_patch_file,
     render_patch,
     series_release,
+    series_with,
 )
 
 Log = Callable[[str], None]
@@ -280,8 +274,8 @@ def release_source(opts: Options, ref: str, *, log: Log = _quiet) -> Iterator[tu
 def render(p: Patch, diff: bytes) -> bytes:
     """The patch file ``gopatch extract`` would write for ``p`` carrying ``diff``: the same header
     and trailers (taken from the message apply would commit), zero hash, no index lines."""
-    return render_patch(author=_ident(p.author or FALLBACK_IDENT), subject=p.subject,
-                        body=_body_of(p.message), diff=strip_index_lines(diff))
+    return render_patch(author=git.ident(p.author or git.FALLBACK_IDENT), subject=p.subject,
+                        body=body_of(p.message), diff=strip_index_lines(diff))
 
 
 def refreshed_diffs(checks: Sequence[PatchCheck], original: dict[str, State]) -> dict[str, bytes]:
@@ -300,11 +294,11 @@ def refreshed_diffs(checks: Sequence[PatchCheck], original: dict[str, State]) ->
     base = {p: original.get(p) for p in paths if original.get(p) is not None}
     with tempfile.TemporaryDirectory(prefix="gopatch-rebase-") as tmp:
         repo = Path(tmp) / "scratch.git"
-        subprocess.run(["git", "init", "--bare", "--quiet", str(repo)], check=True, capture_output=True)
+        git.init(repo, bare=True)
         (repo / "info").mkdir(exist_ok=True)
         (repo / "info" / "attributes").write_text(source.EXACT_ATTRIBUTES)
         for key, value in source.EXACT_CONFIG.items():
-            subprocess.run(["git", "--git-dir", str(repo), "config", key, value], check=True, capture_output=True)
+            git.run(repo, "config", key, value, git_dir=True)
         commits = [NewCommit("release files\n", _SCRATCH_IDENT, _SCRATCH_DATE, _SCRATCH_IDENT, _SCRATCH_DATE, base)]
         commits += [NewCommit(f"{c.name}\n", _SCRATCH_IDENT, _SCRATCH_DATE, _SCRATCH_IDENT, _SCRATCH_DATE, c.changes)
                     for c in applying]
@@ -436,7 +430,7 @@ def _series_text(result: RebaseResult, patches: Sequence[Patch], kept: list[str]
         new = {n for n in kept if n not in listed}
         if not new:
             return "unchanged", None
-        return "updated", _series_with(result.out, kept, new)
+        return "updated", series_with(result.out, kept, new)
     lines = [f"# The {go_minor(result.to)} patch series, applied in this order (top to bottom).",
              f"# Written by gopatch rebase from {result.series} ({result.source_release or 'unpinned'}).",
              f"# release: {result.to}"]
@@ -513,10 +507,10 @@ def write(result: RebaseResult, *, log: Log = _quiet) -> None:
             hint="pass --force to overwrite, or --out DIR to write the rebased series elsewhere and compare")
     for f in result.files:
         if f.writes and f.data is not None:
-            _atomic_write(f.path, f.data)
+            write_file_atomic(f.path, f.data)
             log(f"{f.action:11} {f.path}")
     if result.series_text is not None:
-        _atomic_write(result.out / SERIES_FILE, result.series_text.encode())
+        write_file_atomic(result.out / SERIES_FILE, result.series_text.encode())
         log(f"{result.series_action:11} {result.out / SERIES_FILE}")
     minor = go_minor(result.to).removeprefix("go")
     for src, dest in result.probes:

@@ -411,3 +411,28 @@ def slug(subject: str) -> str:
     """A file name from a commit subject: 'runtime: count handoffp' -> 'runtime-count-handoffp'."""
     text = re.sub(r"[^A-Za-z0-9]+", "-", subject.lower()).strip("-")
     return (text[:50].rstrip("-") or "patch")
+
+
+def series_with(series_dir: Path, order: list[str], new: set[str]) -> str:
+    """The series file's text with the ``new`` names of ``order`` added, each after the entry of
+    the name before it (at the end when that one is not in the file); the rest kept as it is."""
+    series_file = series_dir / SERIES_FILE
+    lines = series_file.read_text(encoding="utf-8").splitlines() if series_file.exists() else \
+        ["# Patch series, applied in this order (top to bottom)."]
+    line_of = {e.file[:-len(".patch")]: e.line - 1 for e in read_series_entries(series_dir)} if series_file.exists() else {}
+    inserted: dict[int, list[str]] = {}
+    tail: list[str] = []
+    prev = None
+    for name in order:
+        if name in new:
+            if prev is not None and prev in line_of:
+                inserted.setdefault(line_of[prev], []).append(f"{name}.patch")
+            else:
+                tail.append(f"{name}.patch")
+        prev = name
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        out.extend(inserted.get(i, []))
+    out.extend(tail)
+    return "\n".join(out) + "\n"

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import Target
 from ..errors import GopatchError
+from ..records import FileEntry, ImageEntry, Manifest, TargetEntry
 from . import manifest as manifest_mod
 from . import oci, provenance, proxy, signing
 from .checksums import (
@@ -101,11 +102,10 @@ def _sha_files(d: Path, report: CheckReport, digest: Digest) -> None:
                    f"does not match {name}" + ("" if target.is_file() else " (missing)"))
 
 
-def _manifest(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -> None:
+def _manifest(d: Path, m: Manifest, report: CheckReport, digest: Digest) -> None:
     wanted = manifest_mod.expected_names(m)
-    rows = {t.get("archive"): t for t in m.get("targets") or []}
-    src = m.get("source_archive") or {}
-    rows[src.get("name")] = src
+    rows: dict[str, TargetEntry | FileEntry] = {t.archive: t for t in m.targets}
+    rows[m.source_archive.name] = m.source_archive
     for name, target in sorted(wanted.items()):
         row = rows.get(name)
         path = d / name
@@ -113,52 +113,49 @@ def _manifest(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -
             report.add("manifest", MANIFEST, False, f"target {target}: its archive should be named {name}")
         elif not path.is_file():
             report.add("manifest", name, False, f"named in {MANIFEST} for {target} but missing")
-        elif path.stat().st_size != row.get("size"):
-            report.add("manifest", name, False, f"{path.stat().st_size} bytes but {MANIFEST} says {row.get('size')}")
-        elif digest(path) != row.get("sha256"):
-            report.add("manifest", name, False, f"sha256 differs from {MANIFEST}'s {row.get('sha256')}")
+        elif path.stat().st_size != row.size:
+            report.add("manifest", name, False, f"{path.stat().st_size} bytes but {MANIFEST} says {row.size}")
+        elif digest(path) != row.sha256:
+            report.add("manifest", name, False, f"sha256 differs from {MANIFEST}'s {row.sha256}")
         else:
             report.add("manifest", name, True, f"{target}: size and sha256 as in {MANIFEST}")
     for name in sorted(n for n in rows if n not in wanted):
-        report.add("manifest", MANIFEST, False, f"lists {name}, which is not an archive name of {m.get('version')}")
+        report.add("manifest", MANIFEST, False, f"lists {name}, which is not an archive name of {m.version}")
     for path in sorted(d.iterdir()):
         if path.name.endswith((".tar.gz", ".zip")) and path.name not in wanted:
             report.add("manifest", path.name, False, f"an archive that {MANIFEST} does not list")
 
 
-def _proxy(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -> None:
+def _proxy(d: Path, m: Manifest, report: CheckReport, digest: Digest) -> None:
     """proxy/: each target's module files as the manifest lists them, the zip's h1 recomputed
     from its content, and a ``list`` naming exactly the manifest's module versions."""
     listed = manifest_mod.proxy_files(m)
-    for t in m.get("targets") or []:
-        module = t.get("module") or {}
-        if not module:
-            report.add("proxy", MANIFEST, False, f"target {t.get('target')}: no golang.org/toolchain module recorded")
-            continue
-        want = proxy.module_files(str(m.get("version", "")), Target.parse(str(t.get("target", ""))))
+    for t in m.targets:
+        module = t.module
+        target = Target.parse(t.target)
+        want = proxy.module_files(m.version, target)
         names = {proxy.published(n) for n in want.values()}
-        if {str(f.get("name")) for f in module.get("files") or []} != names or module.get("version") != \
-                proxy.module_version(str(m.get("version", "")), Target.parse(str(t.get("target", "")))):
-            report.add("proxy", MANIFEST, False, f"target {t.get('target')}: its module should be "
-                       f"{proxy.module_version(str(m.get('version', '')), Target.parse(str(t.get('target', ''))))}")
+        if {f.name for f in module.files} != names or module.version != proxy.module_version(m.version, target):
+            report.add("proxy", MANIFEST, False, f"target {t.target}: its module should be "
+                       f"{proxy.module_version(m.version, target)}")
             continue
         for name in sorted(names):
-            row, path = listed[name], d / name
+            (_, row), path = listed[name], d / name
             if not path.is_file():
-                report.add("proxy", name, False, f"named in {MANIFEST} for {t.get('target')} but missing")
-            elif path.stat().st_size != row.get("size") or digest(path) != row.get("sha256"):
-                report.add("proxy", name, False, f"size or sha256 differs from {MANIFEST}'s {row.get('sha256')}")
+                report.add("proxy", name, False, f"named in {MANIFEST} for {t.target} but missing")
+            elif path.stat().st_size != row.size or digest(path) != row.sha256:
+                report.add("proxy", name, False, f"size or sha256 differs from {MANIFEST}'s {row.sha256}")
             elif name.endswith(".zip"):
                 try:
                     h1 = proxy.zip_h1(path)
                 except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as e:
                     report.add("proxy", name, False, f"not a readable module zip ({e})")
                     continue
-                ok = h1 == module.get("h1")
-                report.add("proxy", name, ok, f"{proxy.MODULE} {module.get('version')} {h1}" if ok else
-                           f"dirhash {h1}, but {MANIFEST} says {module.get('h1')}")
+                ok = h1 == module.h1
+                report.add("proxy", name, ok, f"{proxy.MODULE} {module.version} {h1}" if ok else
+                           f"dirhash {h1}, but {MANIFEST} says {module.h1}")
             else:
-                report.add("proxy", name, True, f"{t.get('target')}: size and sha256 as in {MANIFEST}")
+                report.add("proxy", name, True, f"{t.target}: size and sha256 as in {MANIFEST}")
     versions = provenance.manifest_versions(m)
     path = d / proxy.LIST
     if versions:
@@ -170,52 +167,51 @@ def _proxy(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -> N
             report.add("proxy", rel, False, f"a file in the proxy that {MANIFEST} does not list")
 
 
-def _images(d: Path, m: dict[str, Any], report: CheckReport, digest: Digest) -> None:
+def _images(d: Path, m: Manifest, report: CheckReport, digest: Digest) -> None:
     """Each image tarball: its digest, its blobs, and that the archive it claims to be made from
     makes exactly these bytes again (the image is derived from the archive, never a second build)."""
     images = manifest_mod.image_files(m)
-    for name, row in sorted(images.items()):
+    for name, (row, image) in sorted(images.items()):
         path = d / name
         if not path.is_file():
-            report.add("image", name, False, f"named in {MANIFEST} for {row.get('target')} but missing")
+            report.add("image", name, False, f"named in {MANIFEST} for {row.target} but missing")
             continue
-        if path.stat().st_size != row.get("size") or digest(path) != row.get("sha256"):
-            report.add("image", name, False, f"size or sha256 differs from {MANIFEST}'s {row.get('sha256')}")
+        if path.stat().st_size != image.size or digest(path) != image.sha256:
+            report.add("image", name, False, f"size or sha256 differs from {MANIFEST}'s {image.sha256}")
             continue
         index, problems = oci.read_layout(path)
         named = [x.get("digest") for x in index.get("manifests") or []]
-        if not problems and named != [row.get("manifest_digest")]:
-            problems.append(f"index.json names {named}, {MANIFEST} says {row.get('manifest_digest')}")
+        if not problems and named != [image.manifest_digest]:
+            problems.append(f"index.json names {named}, {MANIFEST} says {image.manifest_digest}")
         if problems:
             report.add("image", name, False, "; ".join(problems[:3]))
             continue
-        archive = d / str(row.get("archive"))
-        target = Target.parse(str(row.get("target")))
-        if not archive.is_file() or digest(archive) != next((t.get("sha256") for t in m.get("targets") or []
-                                                             if t.get("archive") == archive.name), None):
+        archive = d / row.archive
+        target = Target.parse(row.target)
+        if not archive.is_file() or digest(archive) != row.sha256:
             report.add("image", name, False, f"cannot be re-derived: its archive {archive.name} is missing or altered")
             continue
         with tempfile.TemporaryDirectory(prefix=".gopatch-check-") as tmp:
             try:
-                again = oci.build(archive, Path(tmp) / name, version=str(m.get("version", "")), target=target,
-                                  name=str(row.get("ref", "")).rsplit(":", 1)[0], labels=_user_labels(row))
+                again = oci.build(archive, Path(tmp) / name, version=m.version, target=target,
+                                  name=image.ref.rsplit(":", 1)[0], labels=_user_labels(image))
             except GopatchError as e:
                 report.add("image", name, False, f"cannot be re-derived from {archive.name}: {e.message}")
                 continue
-        ok = again.sha256 == row.get("sha256")
-        report.add("image", name, ok, f"{row.get('ref')} {row.get('manifest_digest')}, made from {archive.name}" if ok
+        ok = again.sha256 == image.sha256
+        report.add("image", name, ok, f"{image.ref} {image.manifest_digest}, made from {archive.name}" if ok
                    else f"{archive.name} makes an image with sha256 {again.sha256}, not this one")
     for path in sorted(d.glob(f"*{oci.SUFFIX}")):
         if path.name not in images:
             report.add("image", path.name, False, f"an image that {MANIFEST} does not list")
 
 
-def _user_labels(row: dict[str, Any]) -> dict[str, str]:
+def _user_labels(image: ImageEntry) -> dict[str, str]:
     """The labels release passed in (the created label is added by oci.build itself)."""
-    return {k: str(v) for k, v in (row.get("labels") or {}).items() if k != "org.opencontainers.image.created"}
+    return {k: str(v) for k, v in image.labels.items() if k != "org.opencontainers.image.created"}
 
 
-def _provenance(d: Path, m: dict[str, Any], report: CheckReport) -> None:
+def _provenance(d: Path, m: Manifest, report: CheckReport) -> None:
     for name in sorted(manifest_mod.expected_names(m)):
         path = d / f"{name}{PROVENANCE_SUFFIX}"
         if not path.is_file():
@@ -234,19 +230,19 @@ def _provenance(d: Path, m: dict[str, Any], report: CheckReport) -> None:
             report.add("provenance", path.name, True, "subject and materials as in the manifest")
 
 
-def _patches(m: dict[str, Any], series_dir: Path, report: CheckReport) -> None:
-    for p in m.get("patches") or []:
-        path = series_dir / f"{p.get('name')}.patch"
+def _patches(m: Manifest, series_dir: Path, report: CheckReport) -> None:
+    for p in m.patches:
+        path = series_dir / f"{p.name}.patch"
         if not path.is_file():
-            report.add("patches", str(path), False, f"patch {p.get('name')} named in {MANIFEST} is missing")
-        elif (actual := sha256_file(path)) != p.get("sha256"):
-            report.add("patches", str(path), False, f"sha256 {actual} but {MANIFEST} says {p.get('sha256')}")
+            report.add("patches", str(path), False, f"patch {p.name} named in {MANIFEST} is missing")
+        elif (actual := sha256_file(path)) != p.sha256:
+            report.add("patches", str(path), False, f"sha256 {actual} but {MANIFEST} says {p.sha256}")
         else:
             report.add("patches", str(path), True, "same sha256 as in the manifest")
 
 
-def _signature(d: Path, m: dict[str, Any], report: CheckReport, public_key: str | None) -> None:
-    info = m.get("signing")
+def _signature(d: Path, m: Manifest, report: CheckReport, public_key: str | None) -> None:
+    info = m.signing
     sig = d / SIG
     if not info:
         if sig.exists():
@@ -269,6 +265,18 @@ def _signature(d: Path, m: dict[str, Any], report: CheckReport, public_key: str 
                if why is None else why)
 
 
+def series_dir_of(d: Path, patches_dir: Path) -> tuple[Path | None, str]:
+    """(the series directory ``d``'s patch files are checked against and rebuilt from, why not):
+    ``<patches_dir>/<the manifest's series>``, or (None, the reason) when ``d`` has no readable
+    release manifest. ``check_release`` then fails its "manifest" check for the same reason, and
+    with no manifest there is no series to check patch files against or to rebuild."""
+    try:
+        m = manifest_mod.load(Path(d) / MANIFEST)
+    except GopatchError as e:
+        return None, e.message
+    return Path(patches_dir) / str(m.series or ""), ""
+
+
 def check_release(d: Path, *, series_dir: Path | None, public_key: str | None = None) -> CheckReport:
     """Every check of a release directory; ``series_dir`` None skips the patch-file check."""
     d = Path(d)
@@ -285,7 +293,7 @@ def check_release(d: Path, *, series_dir: Path | None, public_key: str | None = 
     except GopatchError as e:
         report.add("manifest", MANIFEST, False, e.message)
         return report
-    report.version = str(m.get("version", ""))
+    report.version = m.version
     _manifest(d, m, report, digest)
     _proxy(d, m, report, digest)
     _images(d, m, report, digest)

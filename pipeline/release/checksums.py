@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Target
+from ..records import MANIFEST_JSON
 
 SUMS = "SHA256SUMS"
 SIG = "SHA256SUMS.sig"
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_JSON  # the one name, from the contract module
 SHA_SUFFIX = ".sha256"
 PROVENANCE_SUFFIX = ".intoto.json"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..config import Options, Target
 from ..errors import UsageError
+from ..records import FileEntry, ImageEntry, Manifest, TargetEntry
 from . import inputs as inputs_mod
 from . import manifest as manifest_mod
 from . import oci, signing
@@ -30,22 +32,21 @@ class ReleaseResult:
     out: Path
     version: str
     files: list[str]
-    manifest: dict[str, Any]
+    manifest: Manifest
     seconds: float
     dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        m = self.manifest
         return {"out": str(self.out), "version": self.version, "files": self.files, "dry_run": self.dry_run,
                 "seconds": round(self.seconds, 2),
-                "archives": [{"name": t["archive"], "target": t["target"], "size": t["size"], "sha256": t["sha256"]}
-                             for t in self.manifest["targets"]]
-                + [{"name": self.manifest["source_archive"]["name"], "target": "src",
-                    "size": self.manifest["source_archive"]["size"],
-                    "sha256": self.manifest["source_archive"]["sha256"]}],
-                "modules": [{"target": t["target"], "version": t["module"]["version"], "h1": t["module"]["h1"]}
-                            for t in self.manifest["targets"] if t.get("module")],
-                "images": [{"target": t["target"], **t["image"]} for t in self.manifest["targets"] if t.get("image")],
-                "skip_verify": self.manifest["skip_verify"], "signed": self.manifest["signing"] is not None}
+                "archives": [{"name": t.archive, "target": t.target, "size": t.size, "sha256": t.sha256}
+                             for t in m.targets]
+                + [{"name": m.source_archive.name, "target": "src", "size": m.source_archive.size,
+                    "sha256": m.source_archive.sha256}],
+                "modules": [{"target": t.target, "version": t.module.version, "h1": t.module.h1} for t in m.targets],
+                "images": [{"target": t.target, **t.image.to_dict()} for t in m.targets if t.image is not None],
+                "skip_verify": m.skip_verify, "signed": m.signing is not None}
 
 
 def _copier(src: Path, expect: str) -> Callable[[Path], str]:
@@ -97,17 +98,17 @@ def release(opts: Options, *, targets: Sequence[Target], out: Path, force: bool 
         entries, files = [], {}
         labels = image_labels(opts, inp)
         for t in inp.targets:
-            digest = str(t.build["archives"][t.archive.name])
+            digest = t.build.archives[t.archive.name]
             module = manifest_mod.module_entry(t, inp.version)
-            for f, path in zip(module["files"], (p for _, p in sorted(t.modules.items())), strict=True):
-                files[f["name"]] = _copier(path, f["sha256"])
+            for f, path in zip(module.files, (p for _, p in sorted(t.modules.items())), strict=True):
+                files[f.name] = _copier(path, f.sha256)
             img = None
             if scratch is not None and t.target.goos == "linux":
                 log(f"release: image of {t.archive.name}")
                 built = oci.build(t.archive, scratch / oci.image_name(t.archive.name), version=inp.version,
                                   target=t.target, name=opts.release.image_name, labels=labels)
                 files[built.file] = _mover(scratch / built.file, built.sha256)
-                img = built.to_json()
+                img = ImageEntry(**built.to_json())
             entries.append(manifest_mod.target_entry(t, sha256=digest, size=t.archive.stat().st_size,
                                                      module=module, image=img))
             files[t.archive.name] = _copier(t.archive, digest)
@@ -118,26 +119,26 @@ def release(opts: Options, *, targets: Sequence[Target], out: Path, force: bool 
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _finish(opts: Options, inp: inputs_mod.ReleaseInputs, entries: list[dict[str, Any]],
+def _finish(opts: Options, inp: inputs_mod.ReleaseInputs, entries: list[TargetEntry],
             files: dict[str, Callable[[Path], str]], *, out: Path, force: bool, skip_verify: bool,
             sign_key: Path | None, dry_run: bool, started: float, log: Log) -> ReleaseResult:
-    configs = {json.dumps(t.build.get("config") or {}, sort_keys=True) for t in inp.targets}
+    configs = {json.dumps(t.build.config, sort_keys=True) for t in inp.targets}
     if len(configs) > 1:  # the manifest records one build config for the whole release
         raise UsageError("the targets were built with different [build] settings (cgo_enabled, goexperiment, "
                          "extra env); one release records one configuration.",
                          hint="rebuild them with the same settings, or release them separately")
     src = inp.targets[0].source_archive
-    src_digest = str(inp.targets[0].build["archives"][src.name])
+    src_digest = inp.targets[0].build.archives[src.name]
     for t in inp.targets[1:]:  # distpack's source archive is the same for every target of one HEAD
-        if t.build["archives"].get(src.name) != src_digest:
+        if t.build.archives.get(src.name) != src_digest:
             raise UsageError(f"{t.source_archive} differs from {src}: the targets were not built from the same source.")
     files[src.name] = _copier(src, src_digest)
-    source_archive = {"name": src.name, "size": src.stat().st_size, "sha256": src_digest}
+    source_archive = FileEntry(name=src.name, size=src.stat().st_size, sha256=src_digest)
     signing_info = signing.describe(sign_key) if sign_key is not None else None
     manifest = manifest_mod.build_manifest(inp, label=opts.build.version_suffix, entries=entries,
                                            source_archive=source_archive, skip_verify=skip_verify, signing=signing_info)
     if dry_run:
-        check_destination(out, version=inp.version, digests={e["archive"]: e["sha256"] for e in entries}, force=force)
+        check_destination(out, version=inp.version, digests={e.archive: e.sha256 for e in entries}, force=force)
         return ReleaseResult(out=out, version=inp.version, files=sorted(files), manifest=manifest,
                              seconds=time.monotonic() - started, dry_run=True)
     names = write_release(out, manifest=manifest, files=files, sign_key=sign_key, force=force, log=log)
@@ -174,10 +175,10 @@ def gather(dirs: Sequence[Path], *, out: Path, force: bool = False, sign_key: Pa
     merged = manifest_mod.merge(loaded)
     files: dict[str, Callable[[Path], str]] = {}
     # Every part passed check_release, so the merged manifest's digests are the files' digests.
-    wanted = {t["archive"]: t["sha256"] for t in merged["targets"]}
-    wanted[merged["source_archive"]["name"]] = merged["source_archive"]["sha256"]
-    wanted.update({name: row["sha256"] for name, row in manifest_mod.proxy_files(merged).items()})
-    wanted.update({name: row["sha256"] for name, row in manifest_mod.image_files(merged).items()})
+    wanted = {t.archive: t.sha256 for t in merged.targets}
+    wanted[merged.source_archive.name] = merged.source_archive.sha256
+    wanted.update({name: f.sha256 for name, (_, f) in manifest_mod.proxy_files(merged).items()})
+    wanted.update({name: image.sha256 for name, (_, image) in manifest_mod.image_files(merged).items()})
     for part in parts:
         for name, digest in sorted(wanted.items()):
             if name not in files and safe_path(name) and (part / name).is_file():
@@ -186,8 +187,8 @@ def gather(dirs: Sequence[Path], *, out: Path, force: bool = False, sign_key: Pa
         raise UsageError(f"no part holds {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}, which the "
                          "merged manifest lists.")
     if sign_key is not None:
-        merged["signing"] = signing.describe(sign_key)
-    log(f"release gather: {len(parts)} part(s), {len(merged['targets'])} target(s)")
+        merged = dataclasses.replace(merged, signing=signing.describe(sign_key))
+    log(f"release gather: {len(parts)} part(s), {len(merged.targets)} target(s)")
     names = write_release(Path(out), manifest=merged, files=files, sign_key=sign_key, force=force, log=log)
-    return ReleaseResult(out=Path(out), version=str(merged["version"]), files=names, manifest=merged,
+    return ReleaseResult(out=Path(out), version=merged.version, files=names, manifest=merged,
                          seconds=time.monotonic() - started)

@@ -9,17 +9,16 @@ the same make.bash run.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..build.artifacts import BUILD_JSON
 from ..build.head import artifact_dir, head_version
-from ..build.run import SourceInfo
+from ..build.run import SourceInfo, source_info
 from ..config import Options, Target
-from ..errors import EnvironmentProblem, VerificationFailed
+from ..errors import EnvironmentProblem, RecordError, VerificationFailed
 from ..git import GoTree
+from ..patches.series import SERIES_FILE, load_series
+from ..records import BUILD_JSON, BuildRecord, Verdict
 from . import gate
 from .checksums import archive_name, sha256_file, source_archive_name
 from .proxy import module_files
@@ -29,11 +28,11 @@ from .proxy import module_files
 class TargetInput:
     target: Target
     dir: Path  # out/<version>/<goos>_<goarch>
-    build: dict[str, Any]  # its build.json
+    build: BuildRecord  # its build.json
     archive: Path  # distpack/<version>.<goos>-<goarch>.tar.gz (.zip)
     source_archive: Path  # distpack/<version>.src.tar.gz
     modules: dict[str, Path]  # zip|mod|info -> distpack/v0.0.1-<version>.<goos>-<goarch>.<ext> (golang.org/toolchain)
-    verdict: dict[str, Any] | None  # verify.json, None with --skip-verify and none there
+    verdict: Verdict | None  # verify.json, None with --skip-verify and none there
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +43,14 @@ class ReleaseInputs:
     series_dir: Path
     patches: list[dict[str, str]]  # name, sha256 of the patch file, subject, commit
     targets: tuple[TargetInput, ...]
+
+
+def _named(tree: GoTree, src: SourceInfo, series_dir: Path) -> SourceInfo:
+    """``src`` with a commit that has no ``Gopatch-Patch`` trailer named by its message, as
+    `gopatch status` names it (a commit made by hand, or by ``git am`` of a series file)."""
+    if all(name for _, _, name in src.patches) or not (series_dir / SERIES_FILE).is_file():
+        return src
+    return source_info(tree, load_series(series_dir))
 
 
 def _patches(src: SourceInfo, series_dir: Path) -> list[dict[str, str]]:
@@ -69,22 +76,24 @@ def collect(opts: Options, targets: tuple[Target, ...], *, skip_verify: bool) ->
     """The artifacts of ``targets`` for HEAD, each checked to be built, intact and verified."""
     tree, src, version = head_version(opts)
     series_dir = opts.series_dir
+    src = _named(tree, src, series_dir)
     patches = _patches(src, series_dir)
     gate_patches = [{"name": p["name"], "sha256": p["sha256"]} for p in patches]
     found: list[TargetInput] = []
     unverified: list[str] = []
     for target in targets:
         _, d = artifact_dir(opts, target)
-        try:
-            build = json.loads((d / BUILD_JSON).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        if not (d / BUILD_JSON).is_file():
             raise EnvironmentProblem(
                 f"{d} holds no build of {target} for the checkout's HEAD ({version}).",
                 hint=f"run `gopatch build --target {target}` first (release never builds)",
-            ) from None
+            )
+        # Here an older gopatch's record is an error, not a miss: release never builds, so the
+        # user has to (the error says how).
+        build = BuildRecord.load(d / BUILD_JSON)
         archive = d / "distpack" / archive_name(version, target)
         source = d / "distpack" / source_archive_name(version)
-        recorded = build.get("archives") or {}
+        recorded = build.archives
         modules = {ext: d / "distpack" / name for ext, name in module_files(version, target).items()}
         for path in (archive, source, *modules.values()):
             if not path.is_file():
@@ -95,9 +104,12 @@ def collect(opts: Options, targets: tuple[Target, ...], *, skip_verify: bool) ->
                     f"{path} does not have the sha256 its {d / BUILD_JSON} records: the file changed after the build.",
                     hint=f"remove {d} and run `gopatch build --target {target}` again (a cache hit restores it)",
                 )
-        verdict = gate.read_verdict(d)
-        problem = gate.verdict_problem(verdict, key=str(build.get("key", "")), patches=gate_patches,
-                                       required=opts.verify.layers)
+        verdict: Verdict | None
+        try:
+            verdict = gate.read_verdict(d)
+            problem = gate.verdict_problem(verdict, key=build.key, patches=gate_patches, required=opts.verify.layers)
+        except RecordError as e:  # an older gopatch's verdict (or a broken one): verify again
+            verdict, problem = None, ("stale", f"{e.message} ({e.hint})")
         if problem is not None:
             if not skip_verify:
                 unverified.append(f"{target}: {problem[1]}")

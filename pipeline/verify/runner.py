@@ -28,6 +28,7 @@ from .claims import Claim, load_claims
 from .cpumeter import Meter, metered
 from .model import FAIL, LayerResult, Report
 from .toolchains import Toolchains, resolve
+from .verdict import write_verdict
 
 ORDER = VERIFY_LAYERS  # the one list of layer names, in the order they run (config.py)
 
@@ -169,4 +170,30 @@ def verify(
     # Without --toolchain: the build of the checkout's HEAD, resolved as release resolves it.
     tc = resolve(target=target, toolchain=toolchain or head_toolchain(opts, target), cache_dir=opts.cache.dir,
                  source_files=[f for c in claims for f in c.files], log=log)
-    return run_layers(tc, claims, opts, layers=selected, soak=soak, log=log)
+    report = run_layers(tc, claims, opts, layers=selected, soak=soak, log=log)
+    if toolchain is None:
+        # The verdict beside the artifact is what `gopatch release` requires (release/gate.py).
+        # Only for the build of HEAD: a --toolchain DIR is checked, never vouched for.
+        path = write_verdict(report, series_dir=opts.series_dir)
+        if path is not None and log:
+            log(f"verify: verdict recorded in {path}")
+    return report
+
+
+def verify_targets(
+    opts: Options,
+    *,
+    targets: Sequence[Target],
+    toolchain: Path | None = None,
+    layers: Sequence[str] | None = None,
+    soak: str = "",
+    log: Callable[[str], None] | None = None,
+) -> list[Report]:
+    """``verify`` for each target in turn, one Report each, in the order given; the verdict of
+    them all is the worst (every report must pass). Without ``toolchain`` every target's build of
+    HEAD is looked up first, so a missing build ends the command before minutes of checks on the
+    others rather than after them."""
+    if toolchain is None and len(targets) > 1:
+        for target in targets:
+            head_toolchain(opts, target)
+    return [verify(opts, target=t, toolchain=toolchain, layers=layers, soak=soak, log=log) for t in targets]

@@ -4,14 +4,14 @@ the same patched sources, and the vanilla official distribution of the same Go r
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Target, host_target
-from ..errors import EnvironmentProblem, UsageError
+from ..errors import EnvironmentProblem, RecordError, UsageError
+from ..records import BUILD_JSON, BuildRecord
 from ..source import gobin
 from .goenv import runs_here
 
@@ -53,12 +53,12 @@ def host_twin(patched: Path, version: str) -> Path | None:
     if runs_here(sibling):
         return sibling
     builds = patched.parent.parent
-    for meta in sorted(builds.glob("*/build.json")):
+    for meta in sorted(builds.glob(f"*/{BUILD_JSON}")):
         try:
-            data = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if data.get("version") == version and data.get("target") == str(host_target()):
+            record = BuildRecord.load_cached(meta)
+        except RecordError:
+            continue  # a broken record of another build: not the twin looked for
+        if record is not None and record.version == version and record.target == str(host_target()):
             goroot = meta.parent / "go"
             if runs_here(goroot):
                 return goroot

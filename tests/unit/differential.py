@@ -67,7 +67,8 @@ from differential_cases import (  # noqa: E402
 )
 
 from pipeline.errors import GopatchError, PatchDoesNotApply, PatchFormatError  # noqa: E402
-from pipeline.git import open_tree  # noqa: E402
+from pipeline.git import fi_path  # noqa: E402
+from pipeline.journal import open_tree  # noqa: E402
 from pipeline.patches import operations as engine  # noqa: E402
 from pipeline.patches.series import parse_patch_file  # noqa: E402
 
@@ -463,7 +464,7 @@ class World:
             chunks.append(b"commit refs/heads/" + ref.encode() + b"\ncommitter D <d@x> 1700000000 +0000\n"
                           b"data 0\ndeleteall\n")
             for path, (mode, data) in sorted(tree.items()):
-                chunks.append(b"M " + mode.encode() + b" inline " + _fi_path(path) + b"\ndata %d\n" % len(data)
+                chunks.append(b"M " + mode.encode() + b" inline " + fi_path(path) + b"\ndata %d\n" % len(data)
                               + data + b"\n")
         chunks.append(b"done\n")
         run_git(self.scratch, "fast-import", "--quiet", "--force", "--done", input=b"".join(chunks))
@@ -654,14 +655,6 @@ class World:
             f"git apply ../case.patch   versus   gopatch apply --file ../case.patch --dir .\n"
             f"--- the diff ---\n{shown}"
         )
-
-
-def _fi_path(path: str) -> bytes:
-    raw = os.fsencode(path)
-    if raw.startswith(b'"') or b"\n" in raw:
-        return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n") + b'"'
-    return raw
-
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pipeline.build.executor import StepResult
 from pipeline.cli import app
 from pipeline.config import Target
 from pipeline.errors import BuildFailed, TreeNotClean, UsageError
-from pipeline.git import open_tree
+from pipeline.journal import open_tree
 from pipeline.progress import stage_of
 
 LINUX_AMD64 = Target(goos="linux", goarch="amd64")
@@ -283,3 +283,29 @@ def test_leftovers_of_a_killed_build_are_stopped_before_they_are_removed(tmp_pat
         if orphan.poll() is None:
             orphan.kill()
             orphan.wait()
+
+
+def test_target_flags_are_parsed_one_way_for_every_command():
+    from pipeline.commands.common import targets
+    from pipeline.config import host_target
+
+    configured = (LINUX_ARM64, Target.parse("windows/amd64"))
+    assert targets([]) == (host_target(),)
+    # -t repeatable, each also a comma (or space) list; --goos/--goarch pairs first; --all last; no duplicates
+    assert targets(["linux/amd64,linux/arm64", "darwin/arm64"], goos=["linux"], goarch=["riscv64"],
+                   all_=True, configured=configured) == tuple(map(Target.parse, (
+                       "linux/riscv64", "linux/amd64", "linux/arm64", "darwin/arm64", "windows/amd64")))
+    assert targets(["linux/amd64 linux/amd64"]) == (LINUX_AMD64,)
+    with pytest.raises(UsageError, match=r"^--target: 'linux/arm6' is not a GOOS/GOARCH pair .*did you mean linux/arm64"):
+        targets(["linux/amd64,linux/arm6"], command="verify")
+    with pytest.raises(UsageError, match="come in pairs") as exc:
+        targets([], goos=["linux"], command="build")
+    assert exc.value.exit_code == 2 and "gopatch build --goos" in (exc.value.hint or "")
+
+
+@pytest.mark.parametrize("command", ["build", "release", "verify", "matrix"])
+def test_every_command_with_target_rejects_a_misspelt_one(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [command, "-t", "linux/amd64,linux/amd46"])
+    assert isinstance(result.exception, UsageError), result.output
+    assert result.exception.exit_code == 2 and "did you mean linux/amd64" in result.exception.message

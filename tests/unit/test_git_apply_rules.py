@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.errors import PatchFormatError
 from pipeline.patches.hunks import Misfit, parse_diff
-from pipeline.patches.operations import FileState, Overlay, apply_files
+from pipeline.patches.overlay import FileState, Overlay, apply_files
 
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "HOME": os.devnull}
 

@@ -10,7 +10,7 @@ import pytest
 from gittrees import BASE_FILES, diff_of, make_tree
 
 from pipeline.errors import EnvironmentProblem
-from pipeline.git import open_tree
+from pipeline.journal import open_tree
 
 
 def make_go_like_repo(path: Path) -> git.Repo:

@@ -22,7 +22,7 @@ import pytest
 from prereq import missing
 
 from pipeline.errors import EnvironmentProblem, PatchDoesNotApply, UsageError
-from pipeline.patches.operations import worktree_reader
+from pipeline.patches.overlay import worktree_reader
 from pipeline.source import goreleases
 from pipeline.source.goreleases import ReleaseUnavailable
 

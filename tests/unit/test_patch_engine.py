@@ -17,6 +17,7 @@ from gittrees import (
     write_series,
 )
 
+from pipeline import git as gitlayer
 from pipeline.errors import (
     EnvironmentProblem,
     PatchDoesNotApply,
@@ -25,6 +26,8 @@ from pipeline.errors import (
     UsageError,
 )
 from pipeline.patches import operations as engine
+from pipeline.patches import worktree
+from pipeline.patches.commits import chain
 from pipeline.patches.series import load_series, parse_patch_file
 
 PROC = "src/runtime/proc.go"
@@ -75,7 +78,7 @@ def test_apply_then_revert_gives_back_every_byte(setup):
     log = git(root, "log", "--format=%s%n%b%x00", "main").decode()
     assert "runtime: count handoffp outcomes" in log and "Gopatch-Patch: handoffp" in log
     assert "Touches: runtime.handoffp" in log
-    assert len(engine.chain(tree)) == 2
+    assert len(chain(tree)) == 2
 
     engine.revert_patches(tree, None)
     assert snapshot(tree.path)["files"] == before["files"]
@@ -177,7 +180,7 @@ def test_fault_mid_write_restores_every_byte(setup, monkeypatch, fail_at):
             raise OSError(28, "No space left on device")
         return real(src, dst)
 
-    monkeypatch.setattr(engine.os, "replace", flaky)
+    monkeypatch.setattr(worktree.os, "replace", flaky)
     with pytest.raises(EnvironmentProblem, match="restored"):
         engine.apply_patches(tree, load_series(series), force=True)
     monkeypatch.undo()
@@ -187,14 +190,14 @@ def test_fault_mid_write_restores_every_byte(setup, monkeypatch, fail_at):
 def test_fault_when_moving_head_restores_tree_and_index(setup, monkeypatch):
     tree, series = setup
     before = snapshot(tree.path)
-    real = engine._git
+    real = gitlayer.out
 
     def failing(t, *args, **kw):
         if args and args[0] == "update-ref" and args[1] == "-m":
             raise EnvironmentProblem("simulated: cannot lock ref HEAD")
         return real(t, *args, **kw)
 
-    monkeypatch.setattr(engine, "_git", failing)
+    monkeypatch.setattr(gitlayer, "out", failing)
     with pytest.raises(EnvironmentProblem, match="simulated"):
         engine.apply_patches(tree, load_series(series))
     monkeypatch.undo()
@@ -263,7 +266,7 @@ def test_revert_in_the_middle_rebuilds_later_commits(setup):
     git(tree.path, "add", "-A")
     git(tree.path, "commit", "-qm", "later\n\nTouches: os.Later")
     engine.revert_patches(tree, ["handoffp"])
-    subjects = [c.subject for c in engine.chain(tree)]
+    subjects = [c.subject for c in chain(tree)]
     assert subjects == ["os: add other.go", "user commit", "later"]
     assert (tree.path / PROC).read_bytes() == BASE_FILES[PROC]
     assert (tree.path / "src/os/later.go").exists() and (tree.path / "src/os/other.go").exists()
@@ -362,7 +365,7 @@ def test_odd_bytes_in_author_and_subject_still_round_trip(setup, tmp_path):
     p.write_bytes(b"From: Ja\x01ne <ja\x02ne@x>\nSubject: [PATCH] odd \x01 subject\n\nbody\n\nTouches: a.b\n---\n" + diff)
     out = engine.apply_patches(tree, [parse_patch_file(p)])
     assert out[0].action == "applied"
-    (c,) = engine.chain(tree)
+    (c,) = chain(tree)
     assert c.name == "odd" and c.author == "Jane <jane@x>"
     engine.revert_patches(tree, ["odd"])
     assert snapshot(tree.path)["files"] == before["files"]

@@ -126,7 +126,7 @@ def test_a_hunk_without_context_is_refused_where_git_would_put_it_at_the_end():
 
 def test_several_sections_for_one_file_apply_in_order():
     # golang-fips creates a file in one section and edits it in a later one of the same patch.
-    from pipeline.patches.operations import FileState, Overlay, apply_files
+    from pipeline.patches.overlay import FileState, Overlay, apply_files
 
     diff = (b"diff --git a/src/n.go b/src/n.go\nnew file mode 100644\n--- /dev/null\n+++ b/src/n.go\n"
             b"@@ -0,0 +1,2 @@\n+package n\n+var a = 1\n"
@@ -138,7 +138,7 @@ def test_several_sections_for_one_file_apply_in_order():
 
 
 def test_copy_and_rename_headers_name_the_files():
-    from pipeline.patches.operations import FileState, Overlay, apply_files
+    from pipeline.patches.overlay import FileState, Overlay, apply_files
 
     tree = {"src/x.go": FileState(b"x\n", "100755")}
     copy = parse_diff(b"diff --git a/src/x.go b/src/y.go\nsimilarity index 100%\ncopy from src/x.go\n"

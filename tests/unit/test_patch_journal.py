@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from gittrees import BASE_FILES, diff_of, git, make_tree, patch_text, quiet_tree, snapshot
 
-from pipeline.patches import journal
+from pipeline import journal
 from pipeline.patches import operations as engine
 from pipeline.patches.series import parse_patch_file
 from pipeline.source import checkout as source
@@ -26,8 +26,8 @@ from pipeline.source import checkout as source
 # its n-th call, then run the real CLI.
 HARNESS = r"""
 import os, sys
-import pipeline.patches.journal as J
-import pipeline.patches.operations as P
+import pipeline.journal as J
+import pipeline.patches.worktree as W
 
 point, n = sys.argv[1], int(sys.argv[2])
 calls = {"n": 0}
@@ -54,8 +54,8 @@ def before(module, name):
 
 {
     "begin": lambda: before(J, "begin"),            # fast-import runs, nothing written yet
-    "write": lambda: after(P, "_write_file"),       # some files written, HEAD and index old
-    "index": lambda: after(P, "_update_index"),     # every file and the index written
+    "write": lambda: after(W, "_write_file"),       # some files written, HEAD and index old
+    "index": lambda: after(W, "_update_index"),     # every file and the index written
     "new_head": lambda: after(J, "set_new_head"),   # the commits exist, HEAD not moved
     "head": lambda: before(J, "end"),               # HEAD moved, journal still there
     "recover": lambda: after(J, "_write"),          # recovery itself dies after n files

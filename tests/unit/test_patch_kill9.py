@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 from test_upstream_diff import git, link_tree, text_only
 
-from pipeline.patches import journal
+from pipeline import journal
 
 SEED = 27
 

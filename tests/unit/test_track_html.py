@@ -1,4 +1,4 @@
-"""The `gopatch track --html` page (pipeline/track_html.py), rendered by a real headless chromium.
+"""The `gopatch track --html` page (pipeline/track/html.py), rendered by a real headless chromium.
 
 The input is a `gopatch track --json` report (schema gopatch-track/1, pipeline/track.py) written
 out by hand so that it holds one cell of every kind: clean, offset, fuzz, present, conflict, a
@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 import pytest
 from prereq import chromium
 
-from pipeline.track_html import render_html
+from pipeline.track.html import render_html
 
 HOSTILE = "\tif a < b && c > \"d\" { // </pre><script>alert('x')</script>"
 SERIES = [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.patches.operations import FileState
+from pipeline.patches.overlay import FileState
 from pipeline.patches.series import load_series
 from pipeline.tryout import run as tryout
 

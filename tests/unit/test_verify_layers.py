@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.config import Target, host_target
 from pipeline.errors import EnvironmentProblem, UsageError
+from pipeline.records import BuildBootstrap, BuildRecord, BuildSource
 from pipeline.verify import behavior, execwrap, stability, toolchains, version
 from pipeline.verify.goenv import go_env
 
@@ -141,6 +142,8 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(("args", "code", "words"), [
     (["--layers", "asm,vibes"], 2, "unknown layer vibes"),
     (["--target", "linux/amd46"], 2, "not a GOOS/GOARCH pair"),
+    (["-t", "linux/amd64", "-t", "linux/arm64,linux/amd46"], 2, "'linux/amd46' is not a GOOS/GOARCH pair that Go "
+                                                               "supports (did you mean linux/amd64?)"),
     (["--toolchain", "/nonexistent/go", "--series", "."], 2, "not a Go toolchain directory"),
 ])
 def test_cli_usage_errors_have_exit_codes_and_no_traceback(tmp_path, args, code, words):
@@ -235,7 +238,10 @@ def test_cross_cache_artifact_finds_its_host_twin_by_version(tmp_path):
         (go / "bin" / "go").write_bytes(b"\x7fELF")
         if runnable:
             (go / "pkg" / "tool" / host.slug).mkdir(parents=True)
-        (builds / key / "build.json").write_text(json.dumps({"version": version, "target": target}))
+        BuildRecord(version=version, target=target, key=key, kind="host", host=str(host), gopatch="test",
+                    source=BuildSource(dir="", head="", tree="", base="", release="go1.27.3", patches=()),
+                    bootstrap=BuildBootstrap(goroot="", version="", origin=""), config={}, executor={}, steps=(),
+                    seconds=0.0, archives={}, created="").write(builds / key / "build.json")
         return go
 
     cross = artifact("c" * 64, "go1.27.3-gopatch.3-aaaa", "linux/arm64", runnable=False)
@@ -243,3 +249,46 @@ def test_cross_cache_artifact_finds_its_host_twin_by_version(tmp_path):
     assert toolchains.host_twin(cross, "go1.27.3-gopatch.3-aaaa") is None
     twin = artifact("h" * 64, "go1.27.3-gopatch.3-aaaa", str(host), runnable=True)
     assert toolchains.host_twin(cross, "go1.27.3-gopatch.3-aaaa") == twin
+
+
+def test_the_verify_stage_records_its_verdict_beside_the_build_of_head(go, shared_cache, tmp_path):
+    """The stage writes verify.json, not the CLI, so every caller of ``verify()`` (bench/verify.py
+    too) leaves the verdict `gopatch release` requires; a --toolchain DIR is checked, never vouched for."""
+    from gittrees import make_tree
+
+    from pipeline import __version__
+    from pipeline.build.head import head_version
+    from pipeline.config import load_options
+    from pipeline.release import gate
+    from pipeline.verify import runner
+
+    make_tree(tmp_path / "goroot")
+    (tmp_path / "series").write_text("")
+    opts = load_options(None, env={"GOPATCH_CACHE_DIR": str(shared_cache)}, cwd=tmp_path,
+                        overrides={"patches.series": (str(tmp_path), "--series")})
+    _, _, head = head_version(opts)
+    artifact = tmp_path / "out" / head / host_target().slug
+    artifact.mkdir(parents=True)
+    (artifact / "go").symlink_to(go)  # the real vanilla distribution stands in for HEAD's build
+    BuildRecord(version="go1.27.3", target=str(host_target()), key="k" * 64, kind="host", host=str(host_target()),
+                gopatch="test", source=BuildSource(dir="", head="", tree="", base="", release="go1.27.3", patches=()),
+                bootstrap=BuildBootstrap(goroot="", version="", origin=""), config={}, executor={}, steps=(),
+                seconds=0.0, archives={}, created="").write(artifact / "build.json")
+
+    report = runner.verify(opts, target=host_target(), layers=["version"])
+    assert report.toolchain == str(artifact / "go")
+    layer = report.layers[0]
+    assert gate.read_verdict(artifact).to_dict() == {
+        "schema": "gopatch-verify/1", "key": "k" * 64, "version": "go1.27.3", "target": str(host_target()), "passed": report.passed,
+        "layers": {"version": {"status": layer.status, "summary": layer.summary}}, "patches": [],
+        "gopatch": __version__}
+
+    (artifact / "verify.json").unlink()
+    runner.verify(opts, target=host_target(), toolchain=artifact / "go", layers=["version"])
+    assert not (artifact / "verify.json").exists()
+
+    # Several targets: every build of HEAD is looked up before any layer runs.
+    other = Target(goos="windows", goarch="arm64")
+    with pytest.raises(EnvironmentProblem, match=f"has not been built for {other}"):
+        runner.verify_targets(opts, targets=[host_target(), other], layers=["version"])
+    assert not (artifact / "verify.json").exists()

@@ -1,7 +1,7 @@
 """``gopatch track --html``: the release x patch table as one self-contained page.
 
 The input is exactly what ``gopatch track --json`` prints (schema ``gopatch-track/1``, documented
-in pipeline/track.py), so a page can be made again later from a saved JSON report. The page has
+in pipeline/track/__init__.py), so a page can be made again later from a saved JSON report. The page has
 no script and no external resource (inline CSS only): it opens from a CI artifact as it is.
 It holds the table (rows: releases; columns: the patches, grouped by series), a legend, every
 conflicting hunk with the lines it expects and the lines at the closest place (identical conflicts

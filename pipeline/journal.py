@@ -1,6 +1,10 @@
-"""The apply/revert journal: a `kill -9` at any moment leaves a tree the next command repairs.
+"""The apply/revert journal: a `kill -9` at any moment leaves a tree the next command repairs;
+and ``open_tree``, which every command opens its Go tree with, repairing it first.
 
-`write_tree` (pipeline/patches/operations.py) changes three things that git cannot change together: the
+Below the stages (it uses only ``pipeline.git``): the patch engine writes through it, and the
+checkout and every other command open trees through it, so neither needs the other.
+
+`write_tree` (pipeline/patches/worktree.py) changes three things that git cannot change together: the
 work-tree files, the index, then HEAD. Before its first write it records what it is about to do
 in ``.git/gopatch-journal.json``:
 
@@ -39,16 +43,17 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import EnvironmentProblem
-from ..locking import file_lock
-from ..process import alive
+from . import git
+from .errors import EnvironmentProblem
+from .git import GoTree, is_go_source_tree, log_stderr
+from .locking import file_lock
+from .process import alive
 
 JOURNAL = "gopatch-journal.json"
 SCRATCH = "gopatch-tmp"
@@ -212,7 +217,7 @@ def _recover_locked(root: Path, git_dir: Path) -> str | None:
 def _finish(root: Path, git_dir: Path, journal: Journal) -> str:
     journal.recoverers.append(os.getpid())
     _store(git_dir, journal)  # our temp files carry our pid: a later recovery must know it
-    head = _git(root, "rev-parse", "--verify", "-q", "HEAD").decode().strip()
+    head = git.out(root, "rev-parse", "--verify", "-q", "HEAD").decode().strip()
     if journal.new_head and head == journal.new_head:
         target, forward = journal.new_head, True
     elif head == journal.old_head:
@@ -228,7 +233,7 @@ def _finish(root: Path, git_dir: Path, journal: Journal) -> str:
         _clear_stale_lock(lock, journal)
     _restore_paths(root, journal, target, forward=forward)
     if journal.paths:
-        _git(root, "update-index", "--add", "--remove", "-z", "--stdin",
+        git.out(root, "update-index", "--add", "--remove", "-z", "--stdin",
              input=b"".join(os.fsencode(p) + b"\0" for p in journal.paths))
     # HEAD is the target already: a roll-back target is the HEAD that never moved.
     end(git_dir)
@@ -238,9 +243,9 @@ def _finish(root: Path, git_dir: Path, journal: Journal) -> str:
 
 def _restore_paths(root: Path, journal: Journal, target: str, *, forward: bool) -> None:
     wanted = set(journal.paths)
-    listing = _ls_tree(root, target, wanted)
+    listing = git.ls_tree(root, target, wanted)
     new_dirs = set(journal.new_dirs)
-    with _BlobReader(root) as blobs:
+    with git.CatFile(root) as blobs:
         for rel in journal.paths:
             p = root / rel
             for pid in journal.pids:  # a killed writer's temp file beside the path
@@ -315,51 +320,6 @@ def _prune(root: Path, d: Path, only: set[str] | None) -> None:
         d = d.parent
 
 
-def _ls_tree(root: Path, sha: str, wanted: set[str]) -> dict[str, tuple[str, str]]:
-    out = _git(root, "ls-tree", "-r", "-z", "--full-tree", sha)
-    entries = {}
-    for rec in out.split(b"\0"):
-        if rec:
-            meta, _, path = rec.partition(b"\t")
-            rel = os.fsdecode(path)
-            if rel in wanted:
-                mode, _kind, blob = meta.decode().split()
-                entries[rel] = (mode, blob)
-    return entries
-
-
-class _BlobReader:
-    """Blob contents through one `git cat-file --batch`, ended by ``__exit__``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def read(self, sha: str) -> bytes:
-        if self._proc is None:
-            self._proc = subprocess.Popen(["git", "-C", str(self.root), "cat-file", "--batch"],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(sha.encode() + b"\n")
-        self._proc.stdin.flush()
-        header = self._proc.stdout.readline().split()
-        if len(header) != 3:
-            raise EnvironmentProblem(f"git cat-file cannot read object {sha} in {self.root}.")
-        data = self._proc.stdout.read(int(header[2]))
-        self._proc.stdout.read(1)
-        return data
-
-    def __enter__(self) -> _BlobReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
-            for f in (self._proc.stdin, self._proc.stdout):
-                with contextlib.suppress(OSError):
-                    f.close()  # type: ignore[union-attr]
-            self._proc.wait()
-
-
 def _clean_scratch(root: Path, git_dir: Path) -> list[int]:
     """Remove what killed commands left in .git/gopatch-tmp, their import refs and fast-import
     crash reports; return their pids. A directory whose process still runs is left alone."""
@@ -381,7 +341,7 @@ def _clean_scratch(root: Path, git_dir: Path) -> list[int]:
             _wait_gone(fi_pid, b"fast-import")
         # fast-import's own leftovers: a crash report when it died of end-of-input (its writer
         # was killed), a partial pack when it was killed too. Only files made since it started.
-        pack_dir = root / _git(root, "rev-parse", "--git-path", "objects/pack").decode().strip()
+        pack_dir = root / git.out(root, "rev-parse", "--git-path", "objects/pack").decode().strip()
         crash = [git_dir / f"fast_import_crash_{fi_pid}"] if fi_pid is not None else list(git_dir.glob("fast_import_crash_*"))
         for f in [*crash, *pack_dir.glob("tmp_pack_*"), *pack_dir.glob("tmp_idx_*")]:
             with contextlib.suppress(OSError):
@@ -389,7 +349,7 @@ def _clean_scratch(root: Path, git_dir: Path) -> list[int]:
                     f.unlink()
         if pid is not None:
             ref = IMPORT_REF.format(pid=pid)
-            _git(root, "update-ref", "-d", ref, check=False)
+            git.out(root, "update-ref", "-d", ref, check=False)
             with contextlib.suppress(FileNotFoundError):
                 (git_dir / f"{ref}.lock").unlink()
             if pid not in pids:
@@ -405,10 +365,10 @@ def _clean_scratch(root: Path, git_dir: Path) -> list[int]:
 def _lock_files(root: Path) -> list[Path]:
     """The lock files of what write_tree changes: the index, HEAD and the branch HEAD names."""
     names = ["index.lock", "HEAD.lock"]
-    branch = _git(root, "symbolic-ref", "-q", "HEAD", check=False).decode().strip()
+    branch = git.out(root, "symbolic-ref", "-q", "HEAD", check=False).decode().strip()
     if branch:
         names.append(f"{branch}.lock")
-    out = _git(root, "rev-parse", *(x for n in names for x in ("--git-path", n))).decode().splitlines()
+    out = git.out(root, "rev-parse", *(x for n in names for x in ("--git-path", n))).decode().splitlines()
     return [root / line for line in out if line]
 
 
@@ -489,13 +449,25 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _git(root: Path, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
-    cmd = ["git", "-C", str(root), *args]
-    try:
-        proc = subprocess.run(cmd, input=input, capture_output=True)
-    except FileNotFoundError:
-        raise EnvironmentProblem("required program 'git' was not found on PATH.") from None
-    if check and proc.returncode != 0:
-        raise EnvironmentProblem(f"command failed (exit {proc.returncode}): {' '.join(cmd[:6])}\n"
-                                 + proc.stderr.decode(errors="replace").strip()[-2000:])
-    return proc.stdout
+def open_tree(path: Path, *, log: Callable[[str], None] = log_stderr) -> GoTree:
+    """Open ``path`` as a Go source git tree or raise EnvironmentProblem saying what is missing.
+
+    Every command opens its tree here, so this is where an apply or revert that was killed
+    half-way is finished or undone (``recover`` above), before anything reads the tree;
+    ``log`` gets the one line that says which."""
+    path = Path(path).absolute()
+    if not path.is_dir():
+        raise EnvironmentProblem(
+            f"{path} does not exist.", hint="run `gopatch checkout` first, or pass --dir to an existing Go tree"
+        )
+    if not is_go_source_tree(path) and pending(path / ".git"):
+        recover(path, path / ".git", log=log)  # a killed patch that deleted VERSION...
+    if not is_go_source_tree(path):
+        missing = [p for p in ("src/make.bash", "VERSION") if not (path / p).is_file()]
+        raise EnvironmentProblem(
+            f"{path} is not a Go source tree: {' and '.join(missing)} missing.",
+            hint="point --dir at a GOROOT source checkout (the directory holding src/ and VERSION)",
+        )
+    repo = git.open_repo(path)
+    recover(path, Path(repo.git_dir), log=log)
+    return GoTree(path=path, repo=repo)
