@@ -43,6 +43,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .. import git
 from ..config import DEFAULT_GIT_URL, Options
 from ..errors import EnvironmentProblem, PatchDoesNotApply, UsageError
 from ..git import FileState, Reader, State
@@ -182,17 +183,16 @@ def _index_releases(opts: Options, log: Log) -> set[str]:
 
 def _git_releases(opts: Options, log: Log) -> set[str]:
     url = source.normalize_url(opts.source.url or DEFAULT_GIT_URL)
-    proc = subprocess.run(["git", "ls-remote", "--tags", "--refs", "--", url], capture_output=True,
-                          text=True, env=source._git_env(), stdin=subprocess.DEVNULL)
+    proc = git.run(None, "ls-remote", "--tags", "--refs", "--", url, check=False)
     if proc.returncode == 0:
-        tags = [line.partition("\t")[2].removeprefix("refs/tags/") for line in proc.stdout.splitlines()]
+        lines = proc.stdout.decode(errors="replace").splitlines()
+        tags = [line.partition("\t")[2].removeprefix("refs/tags/") for line in lines]
         return {t for t in tags if is_release(t)}
-    # Offline: the tags the mirror already holds (pipeline/source.py fetches into it).
-    why = " ".join(proc.stderr.split())[-400:]
+    # Offline: the tags the mirror already holds (pipeline/source/checkout.py fetches into it).
+    why = " ".join(proc.stderr.decode(errors="replace").split())[-400:]
     mirror = source.mirror_path(opts.cache.dir, url)
-    local = subprocess.run(["git", "--git-dir", str(mirror), "for-each-ref", "--format=%(refname:short)",
-                            "refs/tags/"], capture_output=True, text=True, env=source._git_env())
-    tags = {t for t in local.stdout.split() if is_release(t)} if local.returncode == 0 else set()
+    local = git.run(mirror, "for-each-ref", "--format=%(refname:short)", "refs/tags/", git_dir=True, check=False)
+    tags = {t for t in local.stdout.decode(errors="replace").split() if is_release(t)} if local.returncode == 0 else set()
     if not tags:
         raise EnvironmentProblem(f"cannot list the tags of the git source {url}: {why}",
                                  hint="check the URL or path ([source] url / --source) and the network")
