@@ -30,15 +30,18 @@ from .table import (
     Table,
     TryRunner,
     WritePlan,
-    _minor_key,
-    _quiet,
     load_tracked,
     make_table,
+    minor_key,
     probe_table,
     select_releases,
     shipped,
     write_candidates,
 )
+
+
+def _quiet(_: str) -> None:
+    pass
 
 
 def write_series(opts: Options, table: Table, *, log: Log = _quiet) -> list[WritePlan]:
@@ -158,7 +161,7 @@ def track(opts: Options, *, since: str | None = None, until: str | None = None,
     series = load_tracked(series_dirs) if series_dirs else shipped(opts.patches.dir)
     explicit = bool(series_dirs)
     listed = list(releases) if releases is not None else available(opts)
-    oldest = min((s.minor for s in series if s.minor), key=_minor_key, default=None)
+    oldest = min((s.minor for s in series if s.minor), key=minor_key, default=None)
     rows = select_releases(listed, since=since, until=until, default_since_minor=oldest)
     t_list = time.monotonic()
     log(f"track: {len(rows)} release(s) {rows[0]}..{rows[-1]} x {sum(len(s.patches) for s in series)} patch(es)")

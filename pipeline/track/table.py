@@ -44,7 +44,7 @@ def minor_of(release: str) -> str | None:
     return f"go{m.group(1)}.{m.group(2)}" if m else None
 
 
-def _minor_key(minor: str | None) -> tuple[int, ...]:
+def minor_key(minor: str | None) -> tuple[int, ...]:
     return release_key(minor) if minor else ()
 
 
@@ -89,7 +89,7 @@ def load_tracked(dirs: Sequence[Path]) -> list[Series]:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise UsageError(f"two --series directories share the name {dup[0]}; columns are named after them.")
-    out.sort(key=lambda s: _minor_key(s.minor))
+    out.sort(key=lambda s: minor_key(s.minor))
     return out
 
 
@@ -115,7 +115,7 @@ def own_series(release: str, series: Sequence[Series]) -> str | None:
     for s in known:
         if s.minor == minor:
             return s.name
-    older = [s for s in known if _minor_key(s.minor) < _minor_key(minor)]
+    older = [s for s in known if minor_key(s.minor) < minor_key(minor)]
     return (older[-1] if older else known[0]).name
 
 
@@ -351,7 +351,7 @@ def select_releases(available: Sequence[str], *, since: str | None, until: str |
             raise _not_a_release(flag, _as_release(name), available)
     lo = available.index(_as_release(since)) if since else 0
     if since is None and default_since_minor:
-        lo = next((i for i, r in enumerate(available) if _minor_key(minor_of(r)) >= _minor_key(default_since_minor)),
+        lo = next((i for i, r in enumerate(available) if minor_key(minor_of(r)) >= minor_key(default_since_minor)),
                   len(available) - 1)
     hi = available.index(_as_release(until)) if until else len(available) - 1
     if lo > hi:
