@@ -31,7 +31,7 @@ lint: install
 # The whole suite, as CI runs it: unit tests, then the end-to-end tests with two real make.bash
 # builds of go1.27.3 (Docker from an empty cache, then the host executor; each also builds
 # linux/arm64 through the cross shortcut) and `try`-style GOROOTs where patched sources compiled
-# by the vanilla compiler prove the same (~25 min on 2 cores; each build runs once per session
+# by the vanilla compiler prove the same (~28 min on 2 cores; each build runs once per session
 # and is shared, see tests/e2e/conftest.py). `make test-unit` is the fast part alone.
 test: lint
 	$(BIN)/pytest
